@@ -1,0 +1,83 @@
+"""Structured JSON logs, one line per event, and the request id that ties them together.
+
+A caller's ``X-Request-ID`` is kept when it is short and plain (so a trace survives a
+proxy); otherwise one is made. It is echoed in the response header and in problem bodies.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+import uuid
+from datetime import UTC, datetime
+from time import perf_counter
+from typing import Any
+
+from flask import Flask, Response, g, has_request_context, request
+
+__all__ = ["JsonFormatter", "configure_logging", "init_request_logging"]
+
+REQUEST_ID_HEADER = "X-Request-ID"
+_SAFE_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+_STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message"}
+
+
+class JsonFormatter(logging.Formatter):
+    """Formats a record as one JSON object; extra fields are kept as keys."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        if has_request_context() and "request_id" in g:
+            entry["request_id"] = g.request_id
+        for key, value in record.__dict__.items():
+            if key not in _STANDARD and not key.startswith("_"):
+                entry[key] = value
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+
+def configure_logging(level: str) -> None:
+    """Send every log record to stderr as JSON."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+
+
+def init_request_logging(app: Flask, access_log: bool) -> None:
+    """Give every request an id; log one access line per request when asked to."""
+    access = logging.getLogger("elibrary.access")
+
+    @app.before_request
+    def _assign_id() -> None:
+        incoming = request.headers.get(REQUEST_ID_HEADER, "")
+        g.request_id = incoming if _SAFE_ID.fullmatch(incoming) else uuid.uuid4().hex
+        g.log_started = perf_counter()
+
+    @app.after_request
+    def _tag_and_log(response: Response) -> Response:
+        request_id = g.get("request_id")
+        if request_id:
+            response.headers[REQUEST_ID_HEADER] = request_id
+        if access_log and access.isEnabledFor(logging.INFO):
+            rule = request.url_rule
+            access.info(
+                "request",
+                extra={
+                    "method": request.method,
+                    "route": rule.rule if rule is not None else "unmatched",
+                    "status": response.status_code,
+                    "duration_ms": round((perf_counter() - g.get("log_started", 0)) * 1000, 3),
+                    "remote_addr": request.remote_addr,
+                },
+            )
+        return response

@@ -1,0 +1,158 @@
+"""The service's Prometheus metrics (DESIGN.md "Metric contract") and the request hooks.
+
+Label values are bounded by construction: ``route`` is the Flask URL rule template or
+``unmatched``, ``method`` is one of the standard verbs or ``other``, ``status`` is one of
+the codes the app can answer. Under gunicorn the values live in prometheus-client's
+multiprocess files (see ``app.multiproc``); elsewhere in an ordinary registry.
+"""
+
+from __future__ import annotations
+
+import os
+from time import perf_counter
+
+from flask import Flask, Response, g, request
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    disable_created_metrics,
+    generate_latest,
+)
+
+from app.multiproc import CompactingCollector
+
+__all__ = ["HTTP_BUCKETS", "AppMetrics", "init_metrics", "multiprocess_directory"]
+
+#: seconds; holds every latency-SLO threshold (0.2 s) as an exact bucket bound
+HTTP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0)
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+UNMATCHED_ROUTE = "unmatched"
+
+
+def multiprocess_directory() -> str | None:
+    """The prometheus-client multiprocess directory, when this process runs in one."""
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+
+
+class AppMetrics:
+    """The metric objects of one app, and how to expose them."""
+
+    def __init__(self, version: str, revision: str) -> None:
+        shared_dir = multiprocess_directory()
+        self.registry = CollectorRegistry(auto_describe=True)
+        # In multiprocess mode values go to files and the registry only reads those files.
+        own = None if shared_dir else self.registry
+        if shared_dir:
+            CompactingCollector(shared_dir, registry=self.registry)
+        else:
+            ProcessCollector(registry=self.registry)
+        self.requests = Counter(
+            "http_requests_total",
+            "HTTP requests answered, by method, route template and status code.",
+            ["method", "route", "status"],
+            registry=own,
+        )
+        self.duration = Histogram(
+            "http_request_duration_seconds",
+            "Time from the request reaching the app to the response leaving it.",
+            ["method", "route"],
+            buckets=HTTP_BUCKETS,
+            registry=own,
+        )
+        self.in_progress = Gauge(
+            "http_requests_in_progress",
+            "HTTP requests being handled right now.",
+            registry=own,
+            multiprocess_mode="livesum",
+        )
+        self.db_connections = Gauge(
+            "database_connections_active",
+            "Database connections checked out by the app right now.",
+            registry=own,
+            multiprocess_mode="livesum",
+        )
+        self.loans_created = Counter(
+            "elibrary_loans_created_total", "Loans created (books borrowed).", registry=own
+        )
+        self.loans_returned = Counter(
+            "elibrary_loans_returned_total", "Loans closed by a return.", registry=own
+        )
+        build_info = Gauge(
+            "elibrary_build_info",
+            "Always 1; the labels say which build is running.",
+            ["version", "revision"],
+            registry=own,
+            multiprocess_mode="livemax",
+        )
+        build_info.labels(version, revision).set(1)
+        # .labels() validates and locks on every call; the label space is small and fixed,
+        # so the children are cached here to keep the per-request cost down.
+        self._request_children: dict[tuple[str, str, int], Counter] = {}
+        self._duration_children: dict[tuple[str, str], Histogram] = {}
+
+    def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
+        """Count one answered request and record how long it took."""
+        key = (method, route, status)
+        counter = self._request_children.get(key)
+        if counter is None:
+            counter = self._request_children[key] = self.requests.labels(method, route, str(status))
+        counter.inc()
+        timer_key = (method, route)
+        histogram = self._duration_children.get(timer_key)
+        if histogram is None:
+            histogram = self._duration_children[timer_key] = self.duration.labels(method, route)
+        histogram.observe(seconds)
+
+    def count_loan_event(self, event: str) -> None:
+        """Count a business event: 'created' or 'returned'."""
+        (self.loans_created if event == "created" else self.loans_returned).inc()
+
+    def on_db_checkout(self, delta: int) -> None:
+        """Follow database connections in and out of use."""
+        self.db_connections.inc(delta)
+
+    def exposition(self) -> tuple[bytes, str]:
+        """The text exposition of every metric, and its content type."""
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+def _route_label() -> str:
+    rule = request.url_rule
+    return rule.rule if rule is not None else UNMATCHED_ROUTE
+
+
+def _method_label() -> str:
+    method = request.method
+    return method if method in _METHODS else "other"
+
+
+def init_metrics(app: Flask, metrics: AppMetrics) -> None:
+    """Measure every request the app answers, errors and unknown URLs included."""
+    # Multiprocess mode has no *_created series; drop them in single-process mode as well
+    # so dashboards and tests see the same series either way.
+    disable_created_metrics()
+
+    @app.before_request
+    def _start_timer() -> None:
+        g.sre_started = perf_counter()
+        metrics.in_progress.inc()
+
+    @app.after_request
+    def _observe(response: Response) -> Response:
+        started = g.pop("sre_started", None)
+        if started is not None:
+            metrics.in_progress.dec()
+            metrics.observe_request(
+                _method_label(), _route_label(), response.status_code, perf_counter() - started
+            )
+        return response
+
+    @app.teardown_request
+    def _settle(_exc: BaseException | None) -> None:
+        # A response that never reached after_request still leaves the in-progress gauge.
+        if g.pop("sre_started", None) is not None:
+            metrics.in_progress.dec()

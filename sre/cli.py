@@ -1,0 +1,239 @@
+"""The ``sre`` command: one group per component (DESIGN.md "CLI").
+
+Exit codes: 0 success, 1 a failed check or an unavailable dependency, 2 bad usage or input.
+Commands only parse options and call the components; the work happens there.
+"""
+
+from __future__ import annotations
+
+import getpass
+import sys
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar
+
+import click
+
+from sre.errors import SreError
+
+__all__ = ["main"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _reports_errors(command: F) -> F:
+    """Turn expected failures into a one-line message and the documented exit code."""
+
+    @wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from app.db import DatabaseUnavailable
+
+        try:
+            return command(*args, **kwargs)
+        except SreError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(2)
+        except DatabaseUnavailable as exc:
+            click.echo(f"error: database unavailable: {exc}", err=True)
+            sys.exit(1)
+
+    return wrapper  # type: ignore[return-value]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="elibrary-sre")
+def main() -> None:
+    """eLibrary SRE toolkit: the library service and what watches it."""
+
+
+@main.group("app")
+def app_group() -> None:
+    """The library service: serve, migrate, seed, manage users."""
+
+
+def _config(**overrides: Any) -> Any:
+    from app.config import load_config
+
+    return load_config(**{k: v for k, v in overrides.items() if v is not None})
+
+
+@app_group.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option(
+    "--port",
+    type=click.IntRange(1, 65535),
+    default=8000,
+    show_default=True,
+    envvar="SRE_APP_PORT",
+    help="Port to bind (env SRE_APP_PORT).",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=None,
+    help="gunicorn worker processes [default: 2 x CPUs + 1].",
+)
+@click.option(
+    "--threads",
+    type=click.IntRange(1, 64),
+    default=4,
+    show_default=True,
+    help="Threads per worker (1 means sync workers).",
+)
+@click.option(
+    "--max-requests",
+    type=click.IntRange(0),
+    default=10_000,
+    show_default=True,
+    help="Recycle a worker after this many requests (0: never).",
+)
+@click.option(
+    "--max-requests-jitter",
+    type=click.IntRange(0),
+    default=None,
+    help="Random extra requests before recycling [default: a tenth of max].",
+)
+@click.option(
+    "--metrics-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    envvar="SRE_METRICS_DIR",
+    help="prometheus-client multiprocess directory, wiped at start [default: a new temporary one].",
+)
+@click.option(
+    "--migrate/--no-migrate",
+    default=True,
+    show_default=True,
+    help="Apply schema migrations before serving.",
+)
+@_reports_errors
+def serve(
+    host: str,
+    port: int,
+    workers: int | None,
+    threads: int,
+    max_requests: int,
+    max_requests_jitter: int | None,
+    metrics_dir: str | None,
+    migrate: bool,
+) -> None:
+    """Serve the API under gunicorn (DATABASE_URL picks the database)."""
+    from app.logs import configure_logging
+    from app.manage import migrate_database
+    from app.serve import ServerOptions, run_server
+
+    config = _config()
+    configure_logging(config.log_level)
+    if migrate:
+        migrate_database(config)
+    defaults = ServerOptions()
+    run_server(
+        ServerOptions(
+            host=host,
+            port=port,
+            workers=workers or defaults.workers,
+            threads=threads,
+            max_requests=max_requests,
+            max_requests_jitter=(
+                max_requests // 10 if max_requests_jitter is None else max_requests_jitter
+            ),
+            metrics_dir=metrics_dir,
+        )
+    )
+
+
+@app_group.command("migrate")
+@_reports_errors
+def migrate_command() -> None:
+    """Apply schema migrations to the database named by DATABASE_URL."""
+    from app.manage import migrate_database
+
+    applied = migrate_database(_config())
+    if applied:
+        click.echo(f"applied migrations {', '.join(map(str, applied))}")
+    else:
+        click.echo("schema is up to date")
+
+
+@app_group.command("seed")
+@click.option("--books", type=click.IntRange(0, 10_000_000), default=1_000, show_default=True)
+@click.option("--members", type=click.IntRange(0, 10_000_000), default=200, show_default=True)
+@click.option("--loans", type=click.IntRange(0, 100_000_000), default=5_000, show_default=True)
+@click.option(
+    "--seed",
+    "random_seed",
+    type=int,
+    default=1,
+    show_default=True,
+    help="Random seed; the same seed gives the same data.",
+)
+@click.option(
+    "--password-file",
+    type=click.File("r"),
+    default=None,
+    help="Password for the seeded members; without it they cannot log in.",
+)
+@_reports_errors
+def seed(books: int, members: int, loans: int, random_seed: int, password_file: Any | None) -> None:
+    """Add realistic books, members and loans (migrating first)."""
+    import time
+
+    from app.manage import migrate_database, open_database
+    from app.seed import write_seed
+    from app.state import utc_now
+
+    if loans and not (books and members):
+        raise SreError("--loans", None, "loans need at least one book and one member")
+    config = _config()
+    migrate_database(config)
+    password = password_file.read().strip() if password_file else None
+    database = open_database(config)
+    started = time.monotonic()
+    try:
+        report = write_seed(
+            database,
+            books=books,
+            members=members,
+            loans=loans,
+            loan_limit=config.loan_limit,
+            loan_days=config.loan_days,
+            now=utc_now(),
+            seed=random_seed,
+            password=password,
+        )
+    finally:
+        database.close()
+    click.echo(
+        f"seeded {report.books} books, {report.members} members, {report.loans} loans "
+        f"({report.open_loans} open) in {time.monotonic() - started:.1f}s"
+    )
+
+
+@app_group.group("users")
+def users() -> None:
+    """Accounts that the API cannot create (admins)."""
+
+
+@users.command("add")
+@click.option("--email", required=True)
+@click.option("--name", default=None, help="Display name [default: the email's local part].")
+@click.option("--role", type=click.Choice(["admin", "member"]), default="member", show_default=True)
+@click.option(
+    "--password-file",
+    type=click.File("r"),
+    default=None,
+    help="File holding the password; without it the password is read from stdin.",
+)
+@_reports_errors
+def users_add(email: str, name: str | None, role: str, password_file: Any | None) -> None:
+    """Create an account; the password never goes on the command line."""
+    from app.manage import add_user
+
+    if password_file is not None:
+        password = password_file.read().strip()
+    elif sys.stdin.isatty():
+        password = getpass.getpass("password: ")
+    else:
+        password = sys.stdin.readline().strip()
+    member_id = add_user(_config(), email, name or email.split("@")[0], role, password)
+    click.echo(f"created {role} {email.strip().lower()} with id {member_id}")
