@@ -79,6 +79,8 @@ def run_server(options: ServerOptions) -> None:
             "accesslog": None,
             "errorlog": "-",
             "proc_name": "elibrary",
+            # One control socket per user home would make parallel servers collide.
+            "control_socket_disable": True,
             "on_starting": on_starting,
             "child_exit": child_exit,
             "on_exit": on_exit,
