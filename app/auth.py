@@ -15,7 +15,7 @@ from functools import wraps
 from typing import Any, TypeVar
 
 from flask import current_app, g, request
-from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from app import db as sql
@@ -77,7 +77,19 @@ def _signing_key() -> str:
 
 
 def _serializer() -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(_signing_key(), salt=_SALT)
+    state = current_app.extensions["elibrary"]
+    if state.token_serializer is None:
+        clock = state.clock
+
+        class _AppClockSigner(TimestampSigner):
+            # Token age follows the app's clock, so tests and the app agree on "now".
+            def get_timestamp(self) -> int:
+                return int(clock().timestamp())
+
+        state.token_serializer = URLSafeTimedSerializer(
+            _signing_key(), salt=_SALT, signer=_AppClockSigner
+        )
+    return state.token_serializer  # type: ignore[no-any-return]
 
 
 def issue_token(member_id: int, role: str) -> str:

@@ -32,6 +32,7 @@ class AppState:
     clock: Callable[[], datetime]
     metrics: AppMetrics | None = None
     signing_key: str | None = None
+    token_serializer: object | None = None
 
 
 def state() -> AppState:

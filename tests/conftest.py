@@ -1,0 +1,106 @@
+"""Fixtures shared by every component's tests: real databases and real servers.
+
+MariaDB is the one at ``SRE_TEST_MYSQL`` (default ``root@127.0.0.1:3306``); each test gets
+its own database, dropped afterwards. Without the server the MySQL cases skip, except
+under ``CI=true`` where a missing dependency is a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pymysql
+import pytest
+import requests
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+MYSQL_HOST = os.environ.get("SRE_TEST_MYSQL_HOST", "127.0.0.1")
+MYSQL_PORT = int(os.environ.get("SRE_TEST_MYSQL_PORT", "3306"))
+MYSQL_USER = os.environ.get("SRE_TEST_MYSQL_USER", "root")
+REPO = Path(__file__).resolve().parent.parent
+SRE = str(Path(sys.executable).parent / "sre")
+
+
+def _mysql_admin() -> pymysql.connections.Connection:
+    return pymysql.connect(
+        host=MYSQL_HOST,
+        port=MYSQL_PORT,
+        user=MYSQL_USER,
+        password="",
+        connect_timeout=3,
+        autocommit=True,
+    )
+
+
+def require_mysql() -> None:
+    """Skip without MariaDB, or fail in CI where it must be there."""
+    try:
+        _mysql_admin().close()
+    except pymysql.err.MySQLError as exc:
+        if IN_CI:
+            pytest.fail(f"MariaDB at {MYSQL_HOST}:{MYSQL_PORT} is required in CI: {exc}")
+        pytest.skip(f"MariaDB at {MYSQL_HOST}:{MYSQL_PORT} is not running")
+
+
+@pytest.fixture
+def mysql_url() -> Iterator[str]:
+    """A fresh, empty MariaDB database for one test."""
+    require_mysql()
+    name = f"sre_test_{secrets.token_hex(4)}"
+    admin = _mysql_admin()
+    with admin.cursor() as cursor:
+        cursor.execute(f"CREATE DATABASE {name} CHARACTER SET utf8mb4")
+    try:
+        yield f"mysql://{MYSQL_USER}@{MYSQL_HOST}:{MYSQL_PORT}/{name}"
+    finally:
+        with admin.cursor() as cursor:
+            cursor.execute(f"DROP DATABASE IF EXISTS {name}")
+        admin.close()
+
+
+@pytest.fixture(params=["sqlite", "mysql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Each test that takes this runs once on SQLite and once on MariaDB."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'library.sqlite3'}"
+    return str(request.getfixturevalue("mysql_url"))
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until_ready(url: str, process: subprocess.Popen[bytes], timeout_s: float = 30) -> None:
+    """Poll url until it answers 200; fail early if the process died."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode} before it was ready")
+        try:
+            if requests.get(url, timeout=1).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} not ready after {timeout_s}s")
+
+
+def stop(process: subprocess.Popen[bytes], timeout_s: float = 15) -> None:
+    """SIGTERM, then SIGKILL if it lingers."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
