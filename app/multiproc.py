@@ -19,6 +19,7 @@ import glob
 import json
 import os
 import shutil
+import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -38,7 +39,7 @@ _ARCHIVE = "archive"
 _MANIFEST = "manifest.json"
 # Gauges are per process by design (live* modes are deleted on death); only these add up.
 _CUMULATIVE = ("counter", "histogram", "summary")
-_COLLECT_ATTEMPTS = 5
+_COLLECT_DEADLINE_S = 5.0
 
 
 def _file_type_and_pid(path: str) -> tuple[str, str]:
@@ -79,13 +80,15 @@ class CompactingCollector(Collector):
         return files
 
     def collect(self) -> Iterable[Metric]:
-        for attempt in range(_COLLECT_ATTEMPTS):
+        # A file that vanished was folded meanwhile; the next listing is consistent again.
+        # Folds happen once per worker exit, so a retry is rare and the deadline generous.
+        deadline = time.monotonic() + _COLLECT_DEADLINE_S
+        while True:
             try:
                 return list(MultiProcessCollector.merge(self._files(), accumulate=True))
             except FileNotFoundError:
-                if attempt == _COLLECT_ATTEMPTS - 1:
+                if time.monotonic() > deadline:
                     raise
-        return []  # pragma: no cover - the loop returns or raises
 
 
 def prepare_directory(path: str) -> None:

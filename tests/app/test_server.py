@@ -1,0 +1,157 @@
+"""The service under real gunicorn: exact metrics across workers, the last-copy race."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+from prometheus_client.parser import text_string_to_metric_families
+
+from app.seed import isbn13
+from tests.conftest import SRE, free_port, stop, wait_until_ready
+
+pytestmark = pytest.mark.integration
+
+
+@dataclass
+class Server:
+    url: str
+    metrics_dir: Path
+    log: Path
+
+    def admin_headers(self, database_url: str) -> dict[str, str]:
+        env = {**os.environ, "DATABASE_URL": database_url}
+        subprocess.run(
+            [SRE, "app", "users", "add", "--email", "root@example.org", "--role", "admin"],
+            input="admin password\n", text=True, env=env, check=True, capture_output=True,
+        )
+        return login(self.url, "root@example.org", "admin password")
+
+
+def login(url: str, email: str, password: str) -> dict[str, str]:
+    answer = requests.post(f"{url}/api/auth/token", json={"email": email, "password": password},
+                           timeout=10)
+    answer.raise_for_status()
+    return {"Authorization": f"Bearer {answer.json()['access_token']}"}
+
+
+@pytest.fixture
+def start_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
+    processes: list[subprocess.Popen[bytes]] = []
+
+    def start(database_url: str, *, workers: int = 4, max_requests: int = 0) -> Server:
+        port = free_port()
+        metrics_dir = tmp_path / f"metrics-{port}"
+        log = tmp_path / f"server-{port}.log"
+        env = {**os.environ, "DATABASE_URL": database_url, "SRE_ACCESS_LOG": "false"}
+        process = subprocess.Popen(
+            [SRE, "app", "serve", "--port", str(port), "--workers", str(workers),
+             "--max-requests", str(max_requests), "--max-requests-jitter", "0",
+             "--metrics-dir", str(metrics_dir)],
+            env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
+        )
+        processes.append(process)
+        url = f"http://127.0.0.1:{port}"
+        wait_until_ready(f"{url}/api/ready", process)
+        return Server(url, metrics_dir, log)
+
+    yield start
+    for process in processes:
+        stop(process)
+
+
+def samples(url: str, name: str) -> dict[tuple[tuple[str, str], ...], float]:
+    text = requests.get(f"{url}/metrics", timeout=10).text
+    found = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name:
+                found[tuple(sorted(sample.labels.items()))] = sample.value
+    return found
+
+
+def test_counts_are_exact_across_recycled_workers(
+    start_server: Callable[..., Server], tmp_path: Path
+) -> None:
+    server = start_server(f"sqlite:///{tmp_path / 'db.sqlite3'}", workers=4, max_requests=25)
+    total = 800
+
+    def hit(_: int) -> int:
+        return requests.get(f"{server.url}/api/health", timeout=10).status_code
+
+    with ThreadPoolExecutor(8) as pool:
+        assert set(pool.map(hit, range(total))) == {200}
+
+    # Every worker was recycled several times: its counts must survive in the archive.
+    counted = samples(server.url, "http_requests_total")
+    health = (("method", "GET"), ("route", "/api/health"), ("status", "200"))
+    assert counted[health] == total
+    durations = samples(server.url, "http_request_duration_seconds_count")
+    assert durations[(("method", "GET"), ("route", "/api/health"))] == total
+    # One file per metric kind per live worker, plus the archive: not one per dead worker.
+    worker_files = list(server.metrics_dir.glob("*.db"))
+    assert len(worker_files) <= 4 * 4
+    assert len(list((server.metrics_dir / "archive").glob("*.db"))) <= 4
+    assert samples(server.url, "http_requests_in_progress")[()] >= 1  # the scrape itself
+
+
+def test_only_one_of_many_concurrent_borrowers_gets_the_last_copy(
+    start_server: Callable[..., Server], database_url: str
+) -> None:
+    server = start_server(database_url, workers=4)
+    admin = server.admin_headers(database_url)
+    rounds, borrowers = 4, 16
+    members = []
+    for n in range(borrowers):
+        email = f"racer{n}@example.org"
+        requests.post(f"{server.url}/api/members", timeout=10,
+                      json={"email": email, "name": "Racer", "password": "racing password"})
+        members.append(login(server.url, email, "racing password"))
+
+    for round_number in range(rounds):
+        book = requests.post(
+            f"{server.url}/api/books", headers=admin, timeout=10,
+            json={"title": f"Rare {round_number}", "author": "A", "copies": 1,
+                  "isbn": isbn13(round_number)},
+        ).json()
+        barrier = threading.Barrier(borrowers)
+
+        def borrow(headers: dict[str, str], book_id: int = book["id"]) -> requests.Response:
+            barrier.wait()
+            return requests.post(f"{server.url}/api/loans", json={"book_id": book_id},
+                                 headers=headers, timeout=30)
+
+        with ThreadPoolExecutor(borrowers) as pool:
+            answers = list(pool.map(borrow, members))
+        statuses = sorted(a.status_code for a in answers)
+        assert statuses == [201] + [409] * (borrowers - 1), [a.text for a in answers]
+        book_now = requests.get(f"{server.url}/api/books/{book['id']}", timeout=10).json()
+        assert book_now["available"] == 0
+
+        winner = next(a for a in answers if a.status_code == 201)
+        owner = members[answers.index(winner)]
+        returns = threading.Barrier(8)
+
+        def give_back(_: int, loan_id: int = winner.json()["id"]) -> int:
+            returns.wait()
+            return requests.post(f"{server.url}/api/loans/{loan_id}/return", headers=owner,
+                                 timeout=30).status_code
+
+        with ThreadPoolExecutor(8) as pool:
+            assert sorted(pool.map(give_back, range(8))) == [200] + [409] * 7
+        assert requests.get(f"{server.url}/api/books/{book['id']}",
+                            timeout=10).json()["available"] == 1
+
+    stats = requests.get(f"{server.url}/api/admin/stats", headers=admin, timeout=10).json()
+    assert stats["loans"]["active"] == 0
+    assert stats["books"]["copies_on_loan"] == 0
+    created = samples(server.url, "elibrary_loans_created_total")[()]
+    returned = samples(server.url, "elibrary_loans_returned_total")[()]
+    assert (created, returned) == (rounds, rounds)
