@@ -171,6 +171,10 @@ class Session:
                 self._conn.deadline = time.monotonic() + self._timeout
                 raw = self._conn.raw
                 return raw.executemany(sql, params) if many else raw.execute(sql, params)
+            # pymysql has one socket timeout for the handshake and every read; it is set
+            # per statement so the handshake waits connect_timeout and a statement waits
+            # for its own budget (a little past the server-side limit, which fires first).
+            self._conn._read_timeout = self._timeout + 1
             cursor = self._conn.cursor()
             statement = _to_pyformat(sql)
             if many:
@@ -253,6 +257,7 @@ class Database:
         query_timeout_s: float = 5.0,
         pool_size: int = 8,
         on_checkout: Callable[[int], None] | None = None,
+        idle_check_s: float = 30.0,
     ) -> None:
         self._target = _parse_url(url)
         self.dialect = self._target.dialect
@@ -263,6 +268,9 @@ class Database:
         self._lock = threading.Lock()
         self._on_checkout = on_checkout or (lambda delta: None)
         self._is_mariadb: bool | None = None
+        # A connection idle this long is pinged before use: the server may have closed it
+        # (wait_timeout, restart) and the request should not be the one to find out.
+        self._idle_check = idle_check_s
 
     @property
     def description(self) -> str:
@@ -297,7 +305,7 @@ class Database:
                 password=t.password,
                 database=t.database,
                 connect_timeout=self._connect_timeout,
-                read_timeout=self._query_timeout + 1,
+                read_timeout=self._connect_timeout,
                 write_timeout=self._query_timeout + 1,
                 autocommit=True,
                 charset="utf8mb4",
@@ -321,15 +329,15 @@ class Database:
         return conn
 
     @contextmanager
-    def session(self) -> Iterator[Session]:
-        """Check a connection out of the pool for the length of the block."""
-        with self._lock:
-            conn = self._idle.pop() if self._idle else None
-        if conn is None:
-            conn = self._open()
+    def session(self, timeout_s: float | None = None) -> Iterator[Session]:
+        """Check a connection out of the pool for the length of the block.
+
+        ``timeout_s`` shortens the statement budget for this session (readiness probes).
+        """
+        conn = self._checkout()
         self._on_checkout(1)
         broken = False
-        session = Session(conn, self.dialect, self._query_timeout)
+        session = Session(conn, self.dialect, timeout_s or self._query_timeout)
         try:
             yield session
         except DatabaseUnavailable:
@@ -342,9 +350,30 @@ class Database:
             with self._lock:
                 keep = not broken and len(self._idle) < self._pool_size
                 if keep:
-                    self._idle.append(conn)
+                    self._idle.append((conn, time.monotonic()))
             if not keep:
                 _close_quietly(conn)
+
+    def _checkout(self) -> Any:
+        while True:
+            with self._lock:
+                conn, idle_since = self._idle.pop() if self._idle else (None, 0.0)
+            if conn is None:
+                return self._open()
+            if time.monotonic() - idle_since < self._idle_check or self._alive(conn):
+                return conn
+            _close_quietly(conn)
+
+    def _alive(self, conn: Any) -> bool:
+        try:
+            if self.dialect == "sqlite":
+                conn.raw.execute("SELECT 1")
+            else:
+                conn._read_timeout = self._connect_timeout
+                conn.ping(reconnect=False)
+        except (sqlite3.Error, pymysql.err.MySQLError, OSError):
+            return False
+        return True
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
@@ -354,19 +383,14 @@ class Database:
 
     def ping(self, timeout_s: float) -> None:
         """Raise DatabaseUnavailable unless a trivial query answers within the timeout."""
-        saved = self._query_timeout
-        self._query_timeout = min(saved, timeout_s)
-        try:
-            with self.session() as session:
-                session.scalar("SELECT 1")
-        finally:
-            self._query_timeout = saved
+        with self.session(min(timeout_s, self._query_timeout)) as session:
+            session.scalar("SELECT 1")
 
     def close(self) -> None:
         """Close every idle connection."""
         with self._lock:
             idle, self._idle = list(self._idle), collections.deque()
-        for conn in idle:
+        for conn, _since in idle:
             _close_quietly(conn)
 
 
