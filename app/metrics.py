@@ -13,7 +13,7 @@ from time import perf_counter
 
 from flask import Flask, Response, g, request
 from prometheus_client import (
-    CONTENT_TYPE_LATEST,
+    CONTENT_TYPE_PLAIN_0_0_4,
     CollectorRegistry,
     Counter,
     Gauge,
@@ -116,8 +116,12 @@ class AppMetrics:
         self.db_connections.inc(delta)
 
     def exposition(self) -> tuple[bytes, str]:
-        """The text exposition of every metric, and its content type."""
-        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+        """The text exposition of every metric, and its content type.
+
+        The classic 0.0.4 text format is named explicitly: it is what Prometheus 2.x and
+        promtool expect, whatever the client library's newest default is.
+        """
+        return generate_latest(self.registry), CONTENT_TYPE_PLAIN_0_0_4
 
 
 def _route_label() -> str:
