@@ -6,8 +6,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from flask import Flask
-from werkzeug.routing import IntegerConverter
+from flask import Flask, abort
 
 from app.config import Config, ConfigError, load_config
 from app.db import Database
@@ -16,12 +15,13 @@ from app.state import AppState, utc_now
 __all__ = ["Config", "ConfigError", "create_app", "load_config"]
 
 
-class _BoundedInt(IntegerConverter):
-    """``<int:…>`` that only matches ids a database column can hold (else 404, not 500)."""
+_MAX_ID = 2**63 - 1
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("max", 2**63 - 1)
-        super().__init__(*args, **kwargs)
+
+def _ids_in_range(endpoint: str | None, values: dict[str, Any] | None) -> None:
+    """An id no database column can hold names nothing: 404, rather than an overflow."""
+    if values and any(isinstance(v, int) and v > _MAX_ID for v in values.values()):
+        abort(404)
 
 
 def create_app(config: Config | None = None, *, clock: Callable[[], datetime] = utc_now) -> Flask:
@@ -34,7 +34,7 @@ def create_app(config: Config | None = None, *, clock: Callable[[], datetime] = 
 
     config = config or load_config()
     app = Flask(__name__)
-    app.url_map.converters["int"] = _BoundedInt
+    app.url_value_preprocessor(_ids_in_range)
     app.json.sort_keys = False  # type: ignore[attr-defined]
 
     metrics = None

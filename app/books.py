@@ -11,6 +11,7 @@ from app.auth import require_admin
 from app.problems import ApiError
 from app.state import state
 from app.validation import (
+    BLANK,
     is_valid_isbn,
     json_body,
     normalize_isbn,
@@ -66,10 +67,10 @@ def list_books() -> dict[str, Any]:
     page = page_params()
     query = query_text("q", 200)
     terms = sql.book_terms(query)[:MAX_SEARCH_TERMS] if query else []
-    if query and not terms:
-        raise ApiError(400, "Bad Request", "Query parameter 'q' has no words to search for.")
     author = query_text("author", 200)
     available = query_bool("available")
+    if query and not terms:  # only punctuation or symbols: no title can match
+        return page.envelope([], 0)
     with state().db.session() as s:
         rows, total = sql.list_books(
             s,
@@ -100,7 +101,12 @@ def create_book() -> tuple[dict[str, Any], int, dict[str, str]]:
     try:
         with st.db.transaction() as s:
             book_id = sql.create_book(
-                s, body["title"].strip(), body["author"].strip(), isbn, body["copies"], st.clock()
+                s,
+                body["title"].strip(BLANK),
+                body["author"].strip(BLANK),
+                isbn,
+                body["copies"],
+                st.clock(),
             )
             row = sql.get_book(s, book_id)
     except sql.IntegrityViolation:
@@ -113,7 +119,9 @@ def create_book() -> tuple[dict[str, Any], int, dict[str, str]]:
 @require_admin
 def update_book(book_id: int) -> dict[str, Any]:
     body = json_body("BookUpdate")
-    changes: dict[str, Any] = {k: v.strip() if isinstance(v, str) else v for k, v in body.items()}
+    changes: dict[str, Any] = {
+        k: v.strip(BLANK) if isinstance(v, str) else v for k, v in body.items()
+    }
     if "isbn" in changes:
         changes["isbn"] = _checked_isbn(body["isbn"])
     st = state()

@@ -10,7 +10,7 @@ from app import db as sql
 from app.auth import check_password, hash_password, issue_token, require_admin
 from app.problems import ApiError
 from app.state import state
-from app.validation import json_body, page_params
+from app.validation import BLANK, json_body, page_params
 
 __all__ = ["blueprint", "member_json"]
 
@@ -33,13 +33,13 @@ def member_json(row: dict[str, Any]) -> dict[str, Any]:
 @blueprint.post("/api/members")
 def register() -> tuple[dict[str, Any], int, dict[str, str]]:
     body = json_body("MemberCreate")
-    email = body["email"].strip().lower()
+    email = body["email"].strip(BLANK).lower()
     password_hash = hash_password(body["password"])
     st = state()
     try:
         with st.db.transaction() as s:
             member_id = sql.create_member(
-                s, email, body["name"].strip(), password_hash, "member", st.clock()
+                s, email, body["name"].strip(BLANK), password_hash, "member", st.clock()
             )
             row = sql.get_member(s, member_id)
     except sql.IntegrityViolation:
@@ -52,7 +52,7 @@ def register() -> tuple[dict[str, Any], int, dict[str, str]]:
 def token() -> dict[str, Any]:
     body = json_body("TokenRequest")
     with state().db.session() as s:
-        creds = sql.get_credentials(s, body["email"].strip().lower())
+        creds = sql.get_credentials(s, body["email"].strip(BLANK).lower())
     stored = creds["password_hash"] if creds else None
     if not check_password(stored, body["password"]) or creds is None:
         raise ApiError(

@@ -10,17 +10,20 @@ from typing import Any
 
 __all__ = ["SCHEMAS", "build_openapi"]
 
+# Regex classes are spelled out: "\s" means different characters in Python's re (which
+# validates requests) and in ECMA regexes (which OpenAPI tools use).
+_NOT_BLANK = r"[^ \t\r\n]"
 _ID = {"type": "integer", "minimum": 1, "maximum": 2**63 - 1}
 _TIMESTAMP = {"type": "string", "format": "date-time"}
 _EMAIL = {
     "type": "string",
     "minLength": 3,
     "maxLength": 254,
-    "pattern": r"^[^@\s]+@[^@\s]+\.[^@\s]+$",
+    "pattern": r"^[^@ \t\r\n]+@[^@ \t\r\n]+\.[^@ \t\r\n]+$",
 }
 _PASSWORD = {"type": "string", "minLength": 8, "maxLength": 128}
-_TITLE = {"type": "string", "minLength": 1, "maxLength": 300, "pattern": r"\S"}
-_AUTHOR = {"type": "string", "minLength": 1, "maxLength": 200, "pattern": r"\S"}
+_TITLE = {"type": "string", "minLength": 1, "maxLength": 300, "pattern": _NOT_BLANK}
+_AUTHOR = {"type": "string", "minLength": 1, "maxLength": 200, "pattern": _NOT_BLANK}
 _ISBN = {
     "type": "string",
     "minLength": 10,
@@ -38,7 +41,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "additionalProperties": False,
         "properties": {
             "email": _EMAIL,
-            "name": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": r"\S"},
+            "name": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": _NOT_BLANK},
             "password": _PASSWORD,
         },
     },

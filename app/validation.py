@@ -16,6 +16,7 @@ from app.openapi import SCHEMAS
 from app.problems import ApiError
 
 __all__ = [
+    "BLANK",
     "MAX_ID",
     "MAX_PAGE",
     "MAX_PER_PAGE",
@@ -30,6 +31,8 @@ __all__ = [
     "query_text",
 ]
 
+#: the whitespace the schemas treat as blank; ECMA and Python disagree on the rest of \s
+BLANK = " \t\r\n"
 MAX_PER_PAGE = 100
 MAX_PAGE = 100_000
 #: the largest id a path or body may name: what a signed 64-bit column holds

@@ -193,6 +193,7 @@ def test_search_filters_and_pagination(client: FlaskClient, auth: Auth) -> None:
     assert titles("author=ada+berg") == ["The Silent River", "Garden of Rivers"]
     assert titles("available=true&q=silent") == ["The Silent River"]
     assert titles("q=nothing") == []
+    assert titles("q=%21%21") == []  # no words at all
     page = client.get("/api/books?per_page=2&page=2").json
     assert (page["total"], page["page"], page["per_page"]) == (3, 2, 2)
     assert [b["title"] for b in page["items"]] == ["Garden of Rivers"]
@@ -206,7 +207,6 @@ def test_search_filters_and_pagination(client: FlaskClient, auth: Auth) -> None:
         "page=0",
         "page=abc",
         "available=maybe",
-        "q=%20%21%21",
         "page=99999999999999999999",
     ],
     ids=[
@@ -215,7 +215,6 @@ def test_search_filters_and_pagination(client: FlaskClient, auth: Auth) -> None:
         "page zero",
         "page not a number",
         "bad boolean",
-        "no words in q",
         "page overflows",
     ],
 )

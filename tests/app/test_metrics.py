@@ -99,8 +99,11 @@ def test_random_urls_and_ids_add_no_series(app: Flask, client: FlaskClient) -> N
 
 def test_business_events_are_counted(client: FlaskClient, auth: Auth) -> None:
     admin, member = auth.admin(), auth.member()
-    client.post("/api/books", headers=admin["headers"],
-                json={"title": "T", "author": "A", "isbn": "9780441172719", "copies": 1})
+    client.post(
+        "/api/books",
+        headers=admin["headers"],
+        json={"title": "T", "author": "A", "isbn": "9780441172719", "copies": 1},
+    )
     loan = client.post("/api/loans", json={"book_id": 1}, headers=member["headers"]).json
     client.post("/api/loans", json={"book_id": 1}, headers=member["headers"])  # refused
     client.post(f"/api/loans/{loan['id']}/return", headers=member["headers"])
@@ -118,8 +121,9 @@ def test_promtool_finds_nothing_to_complain_about(client: FlaskClient) -> None:
     client.get("/api/books")
     client.get("/nowhere")
     text = client.get("/metrics").get_data()
-    result = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True,
-                            check=False)
+    result = subprocess.run(
+        [promtool, "check", "metrics"], input=text, capture_output=True, check=False
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.strip() == b"" and result.stderr.strip() == b""
 

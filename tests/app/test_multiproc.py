@@ -37,8 +37,7 @@ def run_worker(metrics_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[C
     def run(pid: int, requests: int, seconds: float = 0.15) -> None:
         current["pid"] = pid
         counter = Counter("demo_requests_total", "Requests.", ["route"], registry=None)
-        histogram = Histogram("demo_seconds", "Latency.", ["route"], buckets=BUCKETS,
-                              registry=None)
+        histogram = Histogram("demo_seconds", "Latency.", ["route"], buckets=BUCKETS, registry=None)
         live = Gauge("demo_in_progress", "Live.", registry=None, multiprocess_mode="livesum")
         live.set(1)
         for _ in range(requests):
@@ -79,7 +78,9 @@ def test_folding_keeps_every_count_and_drops_the_dead_files(
     # the live gauge of the dead workers is gone, the one still running stays
     assert after["demo_in_progress{}"] == 1
     assert sorted(p.name for p in metrics_dir.glob("*.db")) == [
-        "counter_103.db", "gauge_livesum_103.db", "histogram_103.db",
+        "counter_103.db",
+        "gauge_livesum_103.db",
+        "histogram_103.db",
     ]
 
 

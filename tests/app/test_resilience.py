@@ -42,9 +42,7 @@ def test_refused_connections_give_503_with_retry_after(path: str) -> None:
 
 
 def test_a_silent_database_times_out_instead_of_hanging(silent_server: int) -> None:
-    client = client_for(
-        f"mysql://root@127.0.0.1:{silent_server}/nothing", db_connect_timeout_s=0.5
-    )
+    client = client_for(f"mysql://root@127.0.0.1:{silent_server}/nothing", db_connect_timeout_s=0.5)
     started = time.monotonic()
     assert client.get("/api/books").status_code == 503
     assert client.get("/api/ready").status_code == 503

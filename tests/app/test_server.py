@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -30,14 +31,19 @@ class Server:
         env = {**os.environ, "DATABASE_URL": database_url}
         subprocess.run(
             [SRE, "app", "users", "add", "--email", "root@example.org", "--role", "admin"],
-            input="admin password\n", text=True, env=env, check=True, capture_output=True,
+            input="admin password\n",
+            text=True,
+            env=env,
+            check=True,
+            capture_output=True,
         )
         return login(self.url, "root@example.org", "admin password")
 
 
 def login(url: str, email: str, password: str) -> dict[str, str]:
-    answer = requests.post(f"{url}/api/auth/token", json={"email": email, "password": password},
-                           timeout=10)
+    answer = requests.post(
+        f"{url}/api/auth/token", json={"email": email, "password": password}, timeout=10
+    )
     answer.raise_for_status()
     return {"Authorization": f"Bearer {answer.json()['access_token']}"}
 
@@ -52,10 +58,24 @@ def start_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
         log = tmp_path / f"server-{port}.log"
         env = {**os.environ, "DATABASE_URL": database_url, "SRE_ACCESS_LOG": "false"}
         process = subprocess.Popen(
-            [SRE, "app", "serve", "--port", str(port), "--workers", str(workers),
-             "--max-requests", str(max_requests), "--max-requests-jitter", "0",
-             "--metrics-dir", str(metrics_dir)],
-            env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
+            [
+                SRE,
+                "app",
+                "serve",
+                "--port",
+                str(port),
+                "--workers",
+                str(workers),
+                "--max-requests",
+                str(max_requests),
+                "--max-requests-jitter",
+                "0",
+                "--metrics-dir",
+                str(metrics_dir),
+            ],
+            env=env,
+            stdout=log.open("wb"),
+            stderr=subprocess.STDOUT,
         )
         processes.append(process)
         url = f"http://127.0.0.1:{port}"
@@ -111,22 +131,34 @@ def test_only_one_of_many_concurrent_borrowers_gets_the_last_copy(
     members = []
     for n in range(borrowers):
         email = f"racer{n}@example.org"
-        requests.post(f"{server.url}/api/members", timeout=10,
-                      json={"email": email, "name": "Racer", "password": "racing password"})
+        requests.post(
+            f"{server.url}/api/members",
+            timeout=10,
+            json={"email": email, "name": "Racer", "password": "racing password"},
+        )
         members.append(login(server.url, email, "racing password"))
 
     for round_number in range(rounds):
         book = requests.post(
-            f"{server.url}/api/books", headers=admin, timeout=10,
-            json={"title": f"Rare {round_number}", "author": "A", "copies": 1,
-                  "isbn": isbn13(round_number)},
+            f"{server.url}/api/books",
+            headers=admin,
+            timeout=10,
+            json={
+                "title": f"Rare {round_number}",
+                "author": "A",
+                "copies": 1,
+                "isbn": isbn13(round_number),
+            },
         ).json()
         barrier = threading.Barrier(borrowers)
 
-        def borrow(headers: dict[str, str], book_id: int = book["id"]) -> requests.Response:
+        def borrow(
+            headers: dict[str, str], book_id: int = book["id"], barrier: Any = barrier
+        ) -> requests.Response:
             barrier.wait()
-            return requests.post(f"{server.url}/api/loans", json={"book_id": book_id},
-                                 headers=headers, timeout=30)
+            return requests.post(
+                f"{server.url}/api/loans", json={"book_id": book_id}, headers=headers, timeout=30
+            )
 
         with ThreadPoolExecutor(borrowers) as pool:
             answers = list(pool.map(borrow, members))
@@ -139,15 +171,20 @@ def test_only_one_of_many_concurrent_borrowers_gets_the_last_copy(
         owner = members[answers.index(winner)]
         returns = threading.Barrier(8)
 
-        def give_back(_: int, loan_id: int = winner.json()["id"]) -> int:
+        def give_back(
+            _: int, loan_id: int = winner.json()["id"], returns: Any = returns, owner: Any = owner
+        ) -> int:
             returns.wait()
-            return requests.post(f"{server.url}/api/loans/{loan_id}/return", headers=owner,
-                                 timeout=30).status_code
+            return requests.post(
+                f"{server.url}/api/loans/{loan_id}/return", headers=owner, timeout=30
+            ).status_code
 
         with ThreadPoolExecutor(8) as pool:
             assert sorted(pool.map(give_back, range(8))) == [200] + [409] * 7
-        assert requests.get(f"{server.url}/api/books/{book['id']}",
-                            timeout=10).json()["available"] == 1
+        assert (
+            requests.get(f"{server.url}/api/books/{book['id']}", timeout=10).json()["available"]
+            == 1
+        )
 
     stats = requests.get(f"{server.url}/api/admin/stats", headers=admin, timeout=10).json()
     assert stats["loans"]["active"] == 0

@@ -71,8 +71,14 @@ def test_search_terms(texts: tuple[str, ...], terms: list[str]) -> None:
         ({"SRE_LOG_LEVEL": "LOUD"}, "SRE_LOG_LEVEL: must be one of"),
         ({"SRE_SECRET_KEY_FILE": "/no/such/key"}, "SRE_SECRET_KEY_FILE: /no/such/key: no such"),
     ],
-    ids=["unknown database scheme", "pool size not a number", "pool size zero",
-         "boolean that is neither", "unknown log level", "missing key file"],
+    ids=[
+        "unknown database scheme",
+        "pool size not a number",
+        "pool size zero",
+        "boolean that is neither",
+        "unknown log level",
+        "missing key file",
+    ],
 )
 def test_bad_settings_name_the_variable(env: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigError) as caught:
