@@ -245,6 +245,8 @@ def server_for(mode: str, args: argparse.Namespace, work: Path) -> Server:
     port = free_port()
     env = base_env()
     common = ["--workers", str(args.workers), "--threads", str(args.threads)]
+    common += ["--max-requests", str(args.max_requests)]
+    common += ["--max-requests-jitter", str(args.max_requests // 10)]
     if mode in ("off", "sre"):
         if mode == "off":
             env["SRE_METRICS_ENABLED"] = "false"
@@ -529,8 +531,9 @@ def report(
     print()
     print("== Throughput: library service on MariaDB under gunicorn, request mix bench/mix.lua ==")
     print(
-        f"gunicorn {args.workers} workers x {args.threads} threads (gthread) on CPU "
-        f"{args.server_cpu}; wrk -t1 -c{args.connections} on CPU {args.client_cpu}; "
+        f"gunicorn {args.workers} workers x {args.threads} threads (gthread), "
+        f"max-requests {args.max_requests}, on CPU {args.server_cpu}; "
+        f"wrk -t1 -c{args.connections} on CPU {args.client_cpu}; "
         f"{args.repeats} x {args.duration:g}s per mode (after {args.warmup:g}s warm-up), "
         f"interleaved; {facts['members']} members, books 1..{facts['book_ids']}"
     )
@@ -613,6 +616,10 @@ def report(
             f"on {statistics.median(result.on_us):7.1f} us/req  "
             f"cost {diff:+6.2f} us/req  (target < {TARGET_US:g} us: {verdict})"
         )
+        per_repeat = ", ".join(
+            f"{on - off:+.1f}" for on, off in zip(result.on_us, result.off_us, strict=True)
+        )
+        print(f"{'':<40} per repeat: {per_repeat} us/req")
     print()
     print(check)
     print(f"total time {elapsed_s:.0f}s")
@@ -637,6 +644,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
     parser.add_argument("--threads", type=int, default=4, help="threads per worker")
     parser.add_argument("--connections", type=int, default=16, help="wrk connections")
+    parser.add_argument(
+        "--max-requests",
+        type=int,
+        default=10_000,
+        help="recycle a worker after this many requests, jitter a tenth (0: never)",
+    )
     parser.add_argument(
         "--members", type=int, default=0, help="members borrowing [default: 2 x connections]"
     )
