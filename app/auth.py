@@ -14,12 +14,13 @@ from dataclasses import dataclass
 from functools import wraps
 from typing import Any, TypeVar
 
-from flask import current_app, g, request
+from flask import g, request
 from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from app import db as sql
 from app.problems import ApiError
+from app.state import state as app_state
 
 __all__ = [
     "Principal",
@@ -60,7 +61,7 @@ def check_password(stored_hash: str | None, password: str) -> bool:
 
 
 def _signing_key() -> str:
-    state = current_app.extensions["elibrary"]
+    state = app_state()
     if state.signing_key is None:
         with _key_lock:
             if state.signing_key is None:
@@ -77,7 +78,7 @@ def _signing_key() -> str:
 
 
 def _serializer() -> URLSafeTimedSerializer:
-    state = current_app.extensions["elibrary"]
+    state = app_state()
     if state.token_serializer is None:
         clock = state.clock
 
@@ -89,7 +90,7 @@ def _serializer() -> URLSafeTimedSerializer:
         state.token_serializer = URLSafeTimedSerializer(
             _signing_key(), salt=_SALT, signer=_AppClockSigner
         )
-    return state.token_serializer  # type: ignore[no-any-return]
+    return state.token_serializer
 
 
 def issue_token(member_id: int, role: str) -> str:
@@ -110,7 +111,7 @@ def current_principal() -> Principal:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise _unauthorized("Send 'Authorization: Bearer <token>'.")
-    ttl = current_app.extensions["elibrary"].config.token_ttl_s
+    ttl = app_state().config.token_ttl_s
     try:
         claims = _serializer().loads(token.strip(), max_age=ttl)
     except SignatureExpired:

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from flask import current_app
+from itsdangerous import URLSafeTimedSerializer
 
 from app.config import Config
 from app.db import Database
@@ -32,7 +33,7 @@ class AppState:
     clock: Callable[[], datetime]
     metrics: AppMetrics | None = None
     signing_key: str | None = None
-    token_serializer: object | None = None
+    token_serializer: URLSafeTimedSerializer | None = None
 
 
 def state() -> AppState:
