@@ -622,7 +622,11 @@ def report(
         print(f"{'':<40} per repeat: {per_repeat} us/req")
     print()
     print(check)
-    print(f"total time {elapsed_s:.0f}s")
+    print(
+        f"total time {elapsed_s:.0f}s; 1-minute load average {facts['load_before_x100'] / 100:.2f}"
+        f" before, {facts['load_after_x100'] / 100:.2f} after (on {os.cpu_count()} CPUs: higher"
+        " means other processes competed for the CPUs)"
+    )
     print("command: " + shlex.join([os.path.relpath(sys.executable, ROOT), *sys.argv]))
     print(
         "wrk per run: "
@@ -691,6 +695,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         log(f"warning: server and wrk share CPU {args.server_cpu}; figures will be lower")
 
     started = time.monotonic()
+    load_before = os.getloadavg()[0]
     try:
         with tempfile.TemporaryDirectory(prefix="sre-bench-") as tmp:
             log(f"recreating database {DB_NAME} and seeding it")
@@ -709,6 +714,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    facts["load_before_x100"] = round(load_before * 100)
+    facts["load_after_x100"] = round(os.getloadavg()[0] * 100)
     report(args, results, micro, micro_mp, facts, check, time.monotonic() - started)
     return 0
 
