@@ -78,6 +78,23 @@ def run_server(options: ServerOptions) -> None:
             "keepalive": 5,
             "accesslog": None,
             "errorlog": "-",
+            # gunicorn's own lines (boot, worker exits, timeouts) as JSON like the app's
+            "logconfig_dict": {
+                "version": 1,
+                "disable_existing_loggers": False,
+                "formatters": {"json": {"()": "app.logs.JsonFormatter"}},
+                "handlers": {
+                    "stderr": {
+                        "class": "logging.StreamHandler",
+                        "formatter": "json",
+                        "stream": "ext://sys.stderr",
+                    }
+                },
+                "root": {"level": "INFO", "handlers": ["stderr"]},
+                "loggers": {
+                    "gunicorn.error": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
+                },
+            },
             "proc_name": "elibrary",
             # One control socket per user home would make parallel servers collide.
             "control_socket_disable": True,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import threading
@@ -192,3 +193,14 @@ def test_only_one_of_many_concurrent_borrowers_gets_the_last_copy(
     created = samples(server.url, "elibrary_loans_created_total")[()]
     returned = samples(server.url, "elibrary_loans_returned_total")[()]
     assert (created, returned) == (rounds, rounds)
+
+
+def test_every_line_the_server_logs_is_json(
+    start_server: Callable[..., Server], tmp_path: Path
+) -> None:
+    server = start_server(f"sqlite:///{tmp_path / 'db.sqlite3'}", workers=1)
+    requests.get(f"{server.url}/api/books/1", timeout=10)
+    lines = [line for line in server.log.read_text().splitlines() if line.strip()]
+    assert lines
+    entries = [json.loads(line) for line in lines]
+    assert any(e["logger"] == "gunicorn.error" for e in entries)
