@@ -86,6 +86,30 @@ def _operations(with_input_only: bool = False) -> list[tuple[str, str]]:
     return found
 
 
+_SETTINGS = settings(
+    max_examples=40,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
+
+
+def _explore(
+    operation: schemathesis.APIOperation,
+    mode: schemathesis.GenerationMode,
+    headers: dict[str, str],
+    excluded: list,
+) -> None:
+    """Send generated requests to one operation and run schemathesis' response checks."""
+
+    @given(case=operation.as_strategy(generation_mode=mode))
+    @_SETTINGS
+    def check(case: schemathesis.Case) -> None:
+        case.call_and_validate(headers=headers, excluded_checks=excluded)
+
+    check()
+
+
 # Driven through schemathesis' Python API rather than its pytest plugin, which does not
 # work with the pytest version in use; each documented operation is one test.
 @pytest.mark.parametrize(("method", "path"), _operations(), ids=lambda v: str(v))
@@ -93,20 +117,10 @@ def test_the_api_keeps_its_documented_promises(
     api_schema: schemathesis.BaseSchema, admin_headers: dict[str, str], method: str, path: str
 ) -> None:
     """No 5xx, and every answer's status, content type, headers and body are documented."""
-    operation = api_schema[path][method]
     excluded = [positive_data_acceptance] if (method, path) in _CHECKED_BEYOND_SCHEMA else []
-
-    @given(case=operation.as_strategy())
-    @settings(
-        max_examples=40,
-        deadline=None,
-        database=None,
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+    _explore(
+        api_schema[path][method], schemathesis.GenerationMode.POSITIVE, admin_headers, excluded
     )
-    def check(case: schemathesis.Case) -> None:
-        case.call_and_validate(headers=admin_headers, excluded_checks=excluded)
-
-    check()
 
 
 @pytest.mark.parametrize(("method", "path"), _operations(True), ids=lambda v: str(v))
@@ -118,19 +132,9 @@ def test_invalid_requests_get_client_errors_never_server_errors(
     Schemathesis' "negative data rejected" check is left out on purpose: the API ignores
     unknown query parameters and treats an empty one as absent, as most HTTP APIs do.
     """
-    operation = api_schema[path][method]
-
-    @given(case=operation.as_strategy(generation_mode=schemathesis.GenerationMode.NEGATIVE))
-    @settings(
-        max_examples=40,
-        deadline=None,
-        database=None,
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+    _explore(
+        api_schema[path][method],
+        schemathesis.GenerationMode.NEGATIVE,
+        admin_headers,
+        [positive_data_acceptance, negative_data_rejection],
     )
-    def check(case: schemathesis.Case) -> None:
-        case.call_and_validate(
-            headers=admin_headers,
-            excluded_checks=[positive_data_acceptance, negative_data_rejection],
-        )
-
-    check()

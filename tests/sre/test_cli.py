@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from app.db import Database
+from app.db import Database, Session
 from sre.cli import main
 from tests.conftest import free_port
 
@@ -107,6 +107,14 @@ def test_users_add_reads_a_password_file(sqlite_env: dict[str, str], tmp_path: P
     assert result.exit_code == 0, result.output
 
 
+def open_loans_by(s: Session, column: str) -> dict[int, int]:
+    rows = s.all(
+        f"SELECT {column} AS k, COUNT(*) AS n FROM loans"
+        f" WHERE returned_at IS NULL GROUP BY {column}"
+    )
+    return {row["k"]: int(row["n"]) for row in rows}
+
+
 def test_seeded_data_is_consistent(database_url: str) -> None:
     result = run(
         ["app", "seed", "--books", "40", "--members", "30", "--loans", "2000"],
@@ -116,22 +124,10 @@ def test_seeded_data_is_consistent(database_url: str) -> None:
     assert "seeded 40 books, 30 members, 2000 loans (60 open)" in result.output
     database = Database(database_url)
     with database.session() as s:
-        open_by_book = {
-            r["book_id"]: int(r["n"])
-            for r in s.all(
-                "SELECT book_id, COUNT(*) AS n FROM loans WHERE returned_at IS NULL"
-                " GROUP BY book_id"
-            )
-        }
+        open_by_book = open_loans_by(s, "book_id")
         for book in s.all("SELECT id, copies, available_copies FROM books"):
             assert book["copies"] - book["available_copies"] == open_by_book.get(book["id"], 0)
-        open_by_member = {
-            r["member_id"]: int(r["n"])
-            for r in s.all(
-                "SELECT member_id, COUNT(*) AS n FROM loans WHERE returned_at IS NULL"
-                " GROUP BY member_id"
-            )
-        }
+        open_by_member = open_loans_by(s, "member_id")
         for member in s.all("SELECT id, active_loans FROM members"):
             assert member["active_loans"] == open_by_member.get(member["id"], 0)
             assert member["active_loans"] <= 5
