@@ -767,6 +767,11 @@ def borrow(
     ):
         status = s.scalar("SELECT status FROM members WHERE id = ?", (member_id,))
         return ("loan_limit" if status == "active" else "member_inactive"), None
+    if s.dialect == "mysql":
+        # Take the book's row lock through the primary key first. Left to itself, InnoDB may
+        # run the UPDATE below through ix_books_available and take gap locks there, which
+        # deadlock concurrent borrowers of the same book (seen in the race test).
+        s.scalar("SELECT id FROM books WHERE id = ? FOR UPDATE", (book_id,))
     if not s.execute(
         "UPDATE books SET available_copies = available_copies - 1"
         " WHERE id = ? AND available_copies > 0",
