@@ -21,6 +21,7 @@ from prometheus_client import (
     ProcessCollector,
     disable_created_metrics,
     generate_latest,
+    values,
 )
 
 from app.multiproc import CompactingCollector
@@ -31,6 +32,30 @@ __all__ = ["HTTP_BUCKETS", "AppMetrics", "init_metrics", "multiprocess_directory
 HTTP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0)
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 UNMATCHED_ROUTE = "unmatched"
+
+
+_pid = [os.getpid()]
+_cached_pid_values = False
+
+
+def _refresh_pid() -> None:
+    _pid[0] = os.getpid()
+
+
+def _use_cached_pid_values() -> None:
+    """Make multiprocess values ask a cached pid instead of the kernel on every write.
+
+    prometheus-client calls os.getpid() on each inc/observe to notice a fork; that syscall
+    is a quarter of the cost of a write. The cache is refreshed in every forked child, which
+    is exactly the event the check exists for.
+    """
+    global _cached_pid_values
+    if _cached_pid_values:
+        return
+    _refresh_pid()
+    os.register_at_fork(after_in_child=_refresh_pid)
+    values.ValueClass = values.MultiProcessValue(process_identifier=lambda: _pid[0])
+    _cached_pid_values = True
 
 
 def multiprocess_directory() -> str | None:
@@ -47,6 +72,7 @@ class AppMetrics:
         # In multiprocess mode values go to files and the registry only reads those files.
         own = None if shared_dir else self.registry
         if shared_dir:
+            _use_cached_pid_values()
             CompactingCollector(shared_dir, registry=self.registry)
         else:
             ProcessCollector(registry=self.registry)

@@ -623,9 +623,9 @@ def report(
     print()
     print(check)
     print(
-        f"total time {elapsed_s:.0f}s; 1-minute load average {facts['load_before_x100'] / 100:.2f}"
-        f" before, {facts['load_after_x100'] / 100:.2f} after (on {os.cpu_count()} CPUs: higher"
-        " means other processes competed for the CPUs)"
+        f"total time {elapsed_s:.0f}s; 1-minute load average at start "
+        f"{facts['load_before_x100'] / 100:.2f} on {os.cpu_count()} CPUs "
+        "(other work on the machine competes with the servers and adds noise)"
     )
     print("command: " + shlex.join([os.path.relpath(sys.executable, ROOT), *sys.argv]))
     print(
@@ -715,7 +715,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     facts["load_before_x100"] = round(load_before * 100)
-    facts["load_after_x100"] = round(os.getloadavg()[0] * 100)
     report(args, results, micro, micro_mp, facts, check, time.monotonic() - started)
     return 0
 
