@@ -23,7 +23,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
 import pymysql
@@ -34,6 +34,7 @@ from app.config import ConfigError
 __all__ = [
     "Database",
     "DatabaseUnavailable",
+    "Deadlock",
     "IntegrityViolation",
     "LoanFilter",
     "Session",
@@ -43,15 +44,18 @@ __all__ = [
 ]
 
 Row = dict[str, Any]
+_T = TypeVar("_T")
 
 _TS_FORMAT = "%Y-%m-%d %H:%M:%S"
+_MYSQL_DEADLOCK = 1213
+#: how often a transaction the database chose as a deadlock victim is run again
+DEADLOCK_ATTEMPTS = 3
 # Error numbers that mean "the server did not answer in time or is not there"; anything
 # else from the driver is a programming error and should surface as one.
 _MYSQL_UNAVAILABLE = {
     1040,  # too many connections
     1053,  # server shutdown in progress
     1205,  # lock wait timeout
-    1213,  # deadlock, retried by the client
     1317,  # query interrupted
     1969,  # MariaDB max_statement_time exceeded
     3024,  # MySQL max_execution_time exceeded
@@ -63,6 +67,10 @@ _MYSQL_UNAVAILABLE = {
 
 class DatabaseUnavailable(Exception):
     """The database did not answer: down, unreachable, timed out, locked or not migrated."""
+
+
+class Deadlock(DatabaseUnavailable):
+    """The database rolled a transaction back to break a lock cycle; running it again is safe."""
 
 
 class IntegrityViolation(Exception):
@@ -187,6 +195,8 @@ class Session:
         except sqlite3.OperationalError as exc:
             raise DatabaseUnavailable(f"sqlite: {exc}") from exc
         except (pymysql.err.OperationalError, pymysql.err.InterfaceError) as exc:
+            if exc.args and exc.args[0] == _MYSQL_DEADLOCK:
+                raise Deadlock(_mysql_reason(exc)) from exc
             raise DatabaseUnavailable(_mysql_reason(exc)) from exc
         except (pymysql.err.ProgrammingError, pymysql.err.InternalError) as exc:
             if exc.args and exc.args[0] in _MYSQL_UNAVAILABLE:
@@ -380,6 +390,18 @@ class Database:
         """A session with one transaction around the block."""
         with self.session() as session, session.transaction():
             yield session
+
+    def run_transaction(self, work: Callable[[Session], _T]) -> _T:
+        """Run ``work`` in a transaction; run it again if the database picked it as a
+        deadlock victim (InnoDB rolls it back whole, so nothing is applied twice)."""
+        for attempt in range(1, DEADLOCK_ATTEMPTS + 1):
+            try:
+                with self.transaction() as session:
+                    return work(session)
+            except Deadlock:
+                if attempt == DEADLOCK_ATTEMPTS:
+                    raise
+        raise AssertionError("unreachable")
 
     def ping(self, timeout_s: float) -> None:
         """Raise DatabaseUnavailable unless a trivial query answers within the timeout."""
@@ -792,8 +814,20 @@ def get_loan(s: Session, loan_id: int) -> Row | None:
     return s.one(f"SELECT {_LOAN_COLUMNS} FROM loans WHERE id = ?", (loan_id,))
 
 
+def _lock_member_then_book(s: Session, member_id: int, book_id: int) -> None:
+    """On MySQL, take the row locks in the order borrow takes them before touching a loan.
+
+    Updating a loan row makes InnoDB take shared locks on its parent rows (foreign keys);
+    upgrading those later while a borrower waits for the same book is a deadlock.
+    """
+    if s.dialect == "mysql":
+        s.scalar("SELECT id FROM members WHERE id = ? FOR UPDATE", (member_id,))
+        s.scalar("SELECT id FROM books WHERE id = ? FOR UPDATE", (book_id,))
+
+
 def return_loan(s: Session, loan: Row, now: datetime) -> bool:
     """Close an open loan inside the caller's transaction; False if it was closed already."""
+    _lock_member_then_book(s, loan["member_id"], loan["book_id"])
     if not s.execute(
         "UPDATE loans SET returned_at = ? WHERE id = ? AND returned_at IS NULL",
         (to_text(now), loan["id"]),
@@ -811,6 +845,7 @@ def return_loan(s: Session, loan: Row, now: datetime) -> bool:
 
 def renew_loan(s: Session, loan: Row, new_due: datetime, now: datetime) -> bool:
     """Extend an open, unrenewed, not overdue loan; False when it no longer qualifies."""
+    _lock_member_then_book(s, loan["member_id"], loan["book_id"])
     return bool(
         s.execute(
             "UPDATE loans SET due_at = ?, renewed = 1 WHERE id = ? AND returned_at IS NULL"

@@ -79,16 +79,18 @@ def borrow() -> tuple[dict[str, Any], int, dict[str, str]]:
     st = state()
     now = st.clock()
     due = now + timedelta(days=st.config.loan_days)
-    with st.db.transaction() as s:
+
+    def lend(s: sql.Session) -> dict[str, Any]:
         outcome, loan_id = sql.borrow(
             s, who.member_id, body["book_id"], st.config.loan_limit, now, due
         )
         if loan_id is None:
             raise ApiError(*_REFUSALS[outcome])
-        row = sql.get_loan(s, loan_id)
+        return _reread(s, loan_id)
+
+    row = st.db.run_transaction(lend)
     _count("created")
-    assert row is not None
-    return loan_json(row, now), 201, {"Location": f"/api/loans/{loan_id}"}
+    return loan_json(row, now), 201, {"Location": f"/api/loans/{row['id']}"}
 
 
 def _own_loan(s: sql.Session, loan_id: int, admin_may: bool) -> dict[str, Any]:
@@ -101,18 +103,26 @@ def _own_loan(s: sql.Session, loan_id: int, admin_may: bool) -> dict[str, Any]:
     return loan
 
 
+def _reread(s: sql.Session, loan_id: int) -> dict[str, Any]:
+    row = sql.get_loan(s, loan_id)
+    assert row is not None, "a loan just written inside this transaction"
+    return row
+
+
 @blueprint.post("/api/loans/<int:loan_id>/return")
 @require_member
 def return_loan(loan_id: int) -> dict[str, Any]:
     st = state()
     now = st.clock()
-    with st.db.transaction() as s:
+
+    def give_back(s: sql.Session) -> dict[str, Any]:
         loan = _own_loan(s, loan_id, admin_may=True)
         if not sql.return_loan(s, loan, now):
             raise ApiError(409, "Conflict", "This loan was returned already.")
-        row = sql.get_loan(s, loan_id)
+        return _reread(s, loan_id)
+
+    row = st.db.run_transaction(give_back)
     _count("returned")
-    assert row is not None
     return loan_json(row, now)
 
 
@@ -121,7 +131,8 @@ def return_loan(loan_id: int) -> dict[str, Any]:
 def renew(loan_id: int) -> dict[str, Any]:
     st = state()
     now = st.clock()
-    with st.db.transaction() as s:
+
+    def extend(s: sql.Session) -> dict[str, Any]:
         loan = _own_loan(s, loan_id, admin_may=False)
         if loan["returned_at"] is not None:
             raise ApiError(409, "Conflict", "A returned loan cannot be renewed.")
@@ -132,6 +143,6 @@ def renew(loan_id: int) -> dict[str, Any]:
             raise ApiError(409, "Conflict", "An overdue loan cannot be renewed; return it.")
         if not sql.renew_loan(s, loan, due + timedelta(days=st.config.loan_days), now):
             raise ApiError(409, "Conflict", "The loan changed meanwhile; try again.")
-        row = sql.get_loan(s, loan_id)
-    assert row is not None
-    return loan_json(row, now)
+        return _reread(s, loan_id)
+
+    return loan_json(st.db.run_transaction(extend), now)

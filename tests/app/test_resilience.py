@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import socket
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from flask.testing import FlaskClient
 
 from app import create_app, load_config
-from app.db import Database, DatabaseUnavailable
+from app.db import Database, DatabaseUnavailable, Session
 from tests.conftest import free_port
 
 
@@ -102,3 +104,32 @@ def test_connections_the_server_dropped_are_replaced(mysql_url: str) -> None:
         session.execute(f"KILL CONNECTION {int(connection_id)}")
     with database.session() as session:  # the dead pooled connection is noticed and replaced
         assert session.scalar("SELECT CONNECTION_ID()") != connection_id
+
+
+def test_a_deadlock_victim_is_run_again(mysql_url: str) -> None:
+    """Two transactions lock two rows in opposite orders: InnoDB kills one, which reruns."""
+    database = Database(mysql_url)
+    with database.session() as s:
+        s.execute("CREATE TABLE pair (id INT PRIMARY KEY, n INT NOT NULL) ENGINE=InnoDB")
+        s.execute("INSERT INTO pair VALUES (1, 0), (2, 0)")
+    both_hold_one = threading.Barrier(2)
+    attempts = {"first": 0, "second": 0}
+
+    def work(name: str, order: tuple[int, int]) -> Callable[[Session], None]:
+        def run(s: Session) -> None:
+            attempts[name] += 1
+            s.execute("UPDATE pair SET n = n + 1 WHERE id = ?", (order[0],))
+            if attempts[name] == 1:
+                both_hold_one.wait(5)
+            s.execute("UPDATE pair SET n = n + 1 WHERE id = ?", (order[1],))
+
+        return run
+
+    with ThreadPoolExecutor(2) as pool:
+        first = pool.submit(database.run_transaction, work("first", (1, 2)))
+        second = pool.submit(database.run_transaction, work("second", (2, 1)))
+        first.result(timeout=30)
+        second.result(timeout=30)
+    assert sorted(attempts.values()) == [1, 2]  # exactly one victim, run once more
+    with database.session() as s:
+        assert [r["n"] for r in s.all("SELECT n FROM pair ORDER BY id")] == [2, 2]

@@ -204,3 +204,48 @@ def test_every_line_the_server_logs_is_json(
     assert lines
     entries = [json.loads(line) for line in lines]
     assert any(e["logger"] == "gunicorn.error" for e in entries)
+
+
+def test_concurrent_borrows_and_returns_never_fail_and_keep_counts(
+    start_server: Callable[..., Server], database_url: str
+) -> None:
+    server = start_server(database_url, workers=4)
+    admin = server.admin_headers(database_url)
+    book = requests.post(
+        f"{server.url}/api/books",
+        headers=admin,
+        timeout=10,
+        json={"title": "Busy", "author": "A", "copies": 2, "isbn": isbn13(77)},
+    ).json()
+    members = []
+    for n in range(8):
+        email = f"busy{n}@example.org"
+        requests.post(
+            f"{server.url}/api/members",
+            timeout=10,
+            json={"email": email, "name": "Busy", "password": "busy password"},
+        )
+        members.append(login(server.url, email, "busy password"))
+
+    def churn(headers: dict[str, str]) -> list[int]:
+        statuses = []
+        for _ in range(15):
+            lent = requests.post(
+                f"{server.url}/api/loans", json={"book_id": book["id"]}, headers=headers, timeout=30
+            )
+            statuses.append(lent.status_code)
+            if lent.status_code == 201:
+                back = requests.post(
+                    f"{server.url}/api/loans/{lent.json()['id']}/return",
+                    headers=headers,
+                    timeout=30,
+                )
+                statuses.append(back.status_code)
+        return statuses
+
+    with ThreadPoolExecutor(len(members)) as pool:
+        statuses = [code for codes in pool.map(churn, members) for code in codes]
+    assert set(statuses) <= {200, 201, 409}, sorted(set(statuses))
+    assert statuses.count(201) == statuses.count(200) > 0
+    final = requests.get(f"{server.url}/api/books/{book['id']}", timeout=10).json()
+    assert final["available"] == 2
