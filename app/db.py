@@ -543,6 +543,19 @@ _MIGRATIONS: tuple[_Migration, ...] = (
             + _MYSQL_TABLE,
         ),
     ),
+    _Migration(
+        2,
+        "covering index for copy counts (the exporter's copies-by-state query)",
+        sqlite=(
+            "CREATE INDEX IF NOT EXISTS ix_books_stock ON books (available_copies, copies)",
+            "DROP INDEX IF EXISTS ix_books_available",
+        ),
+        # one ALTER: MySQL DDL is not transactional, a single statement is all or nothing
+        mysql=(
+            "ALTER TABLE books ADD INDEX ix_books_stock (available_copies, copies),"
+            " DROP INDEX ix_books_available",
+        ),
+    ),
 )
 
 LATEST_VERSION = _MIGRATIONS[-1].version
@@ -791,8 +804,8 @@ def borrow(
         return ("loan_limit" if status == "active" else "member_inactive"), None
     if s.dialect == "mysql":
         # Take the book's row lock through the primary key first. Left to itself, InnoDB may
-        # run the UPDATE below through ix_books_available and take gap locks there, which
-        # deadlock concurrent borrowers of the same book (seen in the race test).
+        # run the UPDATE below through an index on available_copies and take gap locks there,
+        # which deadlock concurrent borrowers of the same book (seen in the race test).
         s.scalar("SELECT id FROM books WHERE id = ? FOR UPDATE", (book_id,))
     if not s.execute(
         "UPDATE books SET available_copies = available_copies - 1"

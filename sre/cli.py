@@ -209,6 +209,109 @@ def seed(books: int, members: int, loans: int, random_seed: int, password_file: 
     )
 
 
+@main.group("exporter")
+def exporter_group() -> None:
+    """MySQL server and business metrics for Prometheus (replaces mysqld_exporter)."""
+
+
+def _exporter_inputs(my_cnf: str | None, queries: str | None) -> tuple[Any, Any, str]:
+    from exporter import DEFAULT_QUERIES, load_mysql_target, load_queries
+
+    queries_file = queries or str(DEFAULT_QUERIES)
+    specs = load_queries(queries_file)
+    return load_mysql_target(my_cnf), specs, queries_file
+
+
+_MY_CNF = click.option(
+    "--my-cnf",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="MySQL client options file with a [client] section (user, password, host, port) "
+    "[default: SRE_MYSQL_* variables, else ~/.my.cnf].",
+)
+_QUERIES = click.option(
+    "--queries",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Business queries YAML [default: the one shipped for the library schema].",
+)
+
+
+@exporter_group.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option(
+    "--port",
+    type=click.IntRange(1, 65535),
+    default=9207,
+    show_default=True,
+    envvar="SRE_EXPORTER_PORT",
+    help="Port to bind (env SRE_EXPORTER_PORT).",
+)
+@_MY_CNF
+@_QUERIES
+@click.option(
+    "--scrape-timeout",
+    type=click.FloatRange(0.1, 120),
+    default=10.0,
+    show_default=True,
+    help="Seconds a scrape may take when Prometheus does not say "
+    "(X-Prometheus-Scrape-Timeout-Seconds).",
+)
+@click.option(
+    "--check/--no-check",
+    default=True,
+    show_default=True,
+    help="Run every business query once at start-up and refuse bad ones.",
+)
+@_reports_errors
+def exporter_serve(
+    host: str,
+    port: int,
+    my_cnf: str | None,
+    queries: str | None,
+    scrape_timeout: float,
+    check: bool,
+) -> None:
+    """Serve /metrics; a database outage shows as mysql_up 0, never a failed scrape."""
+    import logging
+
+    from app.logs import configure_logging
+    from exporter import Exporter, MySQLClient, QueryFailed, check_queries
+    from exporter.server import serve as serve_exporter
+
+    configure_logging("INFO")
+    target, specs, queries_file = _exporter_inputs(my_cnf, queries)
+    client = MySQLClient(target)
+    if check:
+        try:
+            check_queries(client, specs, queries_file)
+        except QueryFailed as exc:  # the server is down: start anyway, scrapes will say so
+            logging.getLogger("elibrary.exporter").warning(
+                "queries not checked: MySQL unreachable", extra={"error": str(exc)}
+            )
+    serve_exporter(Exporter(client, specs), host, port, scrape_timeout)
+
+
+@exporter_group.command("check")
+@_MY_CNF
+@_QUERIES
+@_reports_errors
+def exporter_check(my_cnf: str | None, queries: str | None) -> None:
+    """Validate the queries file and run each query once (exit 2 names every bad one)."""
+    from exporter import MySQLClient, QueryFailed, check_queries
+
+    target, specs, queries_file = _exporter_inputs(my_cnf, queries)
+    client = MySQLClient(target)
+    try:
+        check_queries(client, specs, queries_file)
+    except QueryFailed as exc:
+        click.echo(f"error: MySQL at {target.address} unreachable: {exc}", err=True)
+        sys.exit(1)
+    finally:
+        client.close()
+    click.echo(f"{queries_file}: {len(specs)} queries ok against {target.address}")
+
+
 @app_group.group("users")
 def users() -> None:
     """Accounts that the API cannot create (admins)."""

@@ -79,7 +79,7 @@ def test_an_unreachable_database_exits_1() -> None:
 
 
 def test_migrate_is_idempotent(sqlite_env: dict[str, str]) -> None:
-    assert "applied migrations 1" in run(["app", "migrate"], sqlite_env).output
+    assert "applied migrations 1, 2" in run(["app", "migrate"], sqlite_env).output
     assert "up to date" in run(["app", "migrate"], sqlite_env).output
 
 

@@ -1,0 +1,292 @@
+"""The exporter's inputs: the business-queries YAML file and MySQL credentials.
+
+The YAML format (one entry per metric)::
+
+    queries:
+      - name: elibrary_members          # metric name; counters end in _total
+        help: Members by status.
+        type: gauge                     # gauge or counter
+        labels: [status]                # result columns that become labels
+        value: value                    # result column holding the number (default "value")
+        sql: SELECT status, COUNT(*) AS value FROM members GROUP BY status
+        timeout: 2s                     # server-side statement limit, 100ms to 60s (default 5s)
+        cache: 60s                      # reuse a result this long, 0 to 1d (default 0: no cache)
+        max_series: 50                  # more rows than this is an error (default 100)
+
+Unknown keys are refused, durations are parsed here once, and every problem in the file
+is reported in one error whose lines read ``file: queries[2].name: problem``.
+"""
+
+from __future__ import annotations
+
+import configparser
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from sre.errors import SreError
+
+__all__ = [
+    "DEFAULT_QUERIES",
+    "ConfigError",
+    "MySQLTarget",
+    "QuerySpec",
+    "load_mysql_target",
+    "load_queries",
+    "parse_duration",
+]
+
+DEFAULT_QUERIES = Path(__file__).with_name("queries.yaml")
+
+_METRIC_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
+_LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+_RESERVED_SUFFIXES = ("_bucket", "_count", "_sum", "_created", "_info")
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d)$")
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+_KEYS = {"name", "help", "type", "labels", "value", "sql", "timeout", "cache", "max_series"}
+_REQUIRED = ("name", "help", "type", "sql")
+
+
+class ConfigError(SreError):
+    """The queries file or the MySQL credentials are unusable."""
+
+
+@dataclass(frozen=True)
+class QuerySpec:
+    """One business metric and the SQL that measures it."""
+
+    name: str
+    help: str
+    type: str
+    sql: str
+    labels: tuple[str, ...] = ()
+    value: str = "value"
+    #: seconds the statement may run, enforced by the server
+    timeout_s: float = 5.0
+    #: seconds a result is reused; 0 runs the query on every scrape
+    cache_s: float = 0.0
+    #: most rows (label combinations) the query may return
+    max_series: int = 100
+
+
+@dataclass(frozen=True)
+class MySQLTarget:
+    """Where and as whom to connect. ``password`` never goes into logs or errors."""
+
+    host: str = "127.0.0.1"
+    port: int = 3306
+    user: str = ""
+    password: str = ""
+    unix_socket: str | None = None
+    #: schema the business queries read (``database`` in [client]); None for server metrics only
+    database: str | None = None
+
+    @property
+    def address(self) -> str:
+        """host:port or the socket path, for logs."""
+        return self.unix_socket or f"{self.host}:{self.port}"
+
+    def __repr__(self) -> str:  # keeps the password out of tracebacks and debug logs
+        return f"MySQLTarget(user={self.user!r}, address={self.address!r})"
+
+
+def parse_duration(raw: object) -> float:
+    """Seconds from '250ms', '5s', '2m', '1h', '1d' or a bare number of seconds."""
+    if isinstance(raw, bool):
+        raise ValueError("must be a duration such as 5s")
+    if isinstance(raw, int | float):
+        return float(raw)
+    match = _DURATION.match(str(raw).strip())
+    if not match:
+        raise ValueError(f"{raw!r} is not a duration such as 500ms, 5s or 2m")
+    return float(match.group(1)) * _UNITS[match.group(2)]
+
+
+def _check_entry(entry: Any, where: str, problems: list[tuple[str, str]]) -> QuerySpec | None:
+    def bad(key: str, problem: str) -> None:
+        problems.append((f"{where}.{key}" if key else where, problem))
+
+    if not isinstance(entry, Mapping):
+        bad("", "must be a mapping with name, help, type and sql")
+        return None
+    before = len(problems)
+    for key in sorted(set(entry) - _KEYS):
+        bad(str(key), f"unknown key (allowed: {', '.join(sorted(_KEYS))})")
+    for key in _REQUIRED:
+        if not isinstance(entry.get(key), str) or not entry[key].strip():
+            bad(key, "is required and must be a non-empty string")
+    name, kind = entry.get("name"), entry.get("type")
+    if isinstance(name, str) and name:
+        if not _METRIC_NAME.match(name):
+            bad("name", f"{name!r} is not a valid Prometheus metric name")
+        elif name.endswith(_RESERVED_SUFFIXES):
+            bad("name", f"{name!r} ends in a suffix Prometheus reserves")
+        elif kind == "counter" and not name.endswith("_total"):
+            bad("name", f"counter {name!r} must end in _total")
+        elif kind == "gauge" and name.endswith("_total"):
+            bad("name", f"gauge {name!r} must not end in _total")
+    if isinstance(kind, str) and kind not in ("gauge", "counter"):
+        bad("type", f"{kind!r} is not gauge or counter")
+    labels = entry.get("labels", [])
+    if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
+        bad("labels", "must be a list of column names")
+        labels = []
+    for label in labels:
+        if not _LABEL_NAME.match(label) or label.startswith("__"):
+            bad("labels", f"{label!r} is not a valid label name")
+    if len(set(labels)) != len(labels):
+        bad("labels", "names a column twice")
+    value = entry.get("value", "value")
+    if not isinstance(value, str) or not value:
+        bad("value", "must be a column name")
+    elif value in labels:
+        bad("value", f"column {value!r} cannot be both a label and the value")
+    sql = entry.get("sql")
+    if isinstance(sql, str) and sql.strip():
+        statement = sql.strip().rstrip(";")
+        if ";" in statement:
+            bad("sql", "must be a single statement")
+        if not re.match(r"(?is)^\s*(select|with)\b", statement):
+            bad("sql", "must be a read-only SELECT (or WITH … SELECT)")
+    timeout = _duration(entry, "timeout", 5.0, (0.1, 60.0), bad)
+    cache = _duration(entry, "cache", 0.0, (0.0, 86400.0), bad)
+    max_series = entry.get("max_series", 100)
+    if (
+        isinstance(max_series, bool)
+        or not isinstance(max_series, int)
+        or not (1 <= max_series <= 10_000)
+    ):
+        bad("max_series", "must be a whole number from 1 to 10000")
+    if len(problems) > before:
+        return None
+    return QuerySpec(
+        name=str(name),
+        help=entry["help"].strip(),
+        type=str(kind),
+        sql=str(sql).strip().rstrip(";"),
+        labels=tuple(labels),
+        value=value,
+        timeout_s=timeout,
+        cache_s=cache,
+        max_series=max_series,
+    )
+
+
+def _duration(
+    entry: Mapping[str, Any], key: str, default: float, bounds: tuple[float, float], bad: Any
+) -> float:
+    if key not in entry:
+        return default
+    try:
+        seconds = parse_duration(entry[key])
+    except ValueError as exc:
+        bad(key, str(exc))
+        return default
+    if not bounds[0] <= seconds <= bounds[1]:
+        bad(key, f"must be between {bounds[0]:g}s and {bounds[1]:g}s")
+    return seconds
+
+
+def load_queries(path: str | Path) -> tuple[QuerySpec, ...]:
+    """Read and check a queries file; ConfigError lists every problem found."""
+    label = str(path)
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(label, None, f"cannot read: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark else None
+        raise ConfigError(label, where, "is not valid YAML") from None
+    if not isinstance(data, Mapping) or set(data) != {"queries"}:
+        raise ConfigError(label, None, "must be a mapping with one key, queries")
+    entries = data["queries"]
+    if not isinstance(entries, list) or not entries:
+        raise ConfigError(label, "queries", "must be a non-empty list")
+    problems: list[tuple[str, str]] = []
+    specs: list[QuerySpec] = []
+    seen: dict[str, int] = {}
+    for index, entry in enumerate(entries):
+        spec = _check_entry(entry, f"queries[{index}]", problems)
+        if spec is None:
+            continue
+        if spec.name in seen:
+            problems.append(
+                (f"queries[{index}].name", f"{spec.name!r} is used by queries[{seen[spec.name]}]")
+            )
+            continue
+        seen[spec.name] = index
+        specs.append(spec)
+    if problems:
+        errors = [ConfigError(label, entry, problem) for entry, problem in problems]
+        first = errors[0]
+        raise ConfigError(first.file, first.entry, first.problem, errors[1:])
+    return tuple(specs)
+
+
+def load_mysql_target(my_cnf: str | None, env: Mapping[str, str] | None = None) -> MySQLTarget:
+    """Credentials from an explicit --my-cnf, else SRE_MYSQL_* variables, else ~/.my.cnf.
+
+    Environment: SRE_MYSQL_USER, SRE_MYSQL_PASSWORD or SRE_MYSQL_PASSWORD_FILE,
+    SRE_MYSQL_HOST (default 127.0.0.1), SRE_MYSQL_PORT (default 3306), SRE_MYSQL_DATABASE.
+    """
+    env = os.environ if env is None else env
+    if my_cnf is None and env.get("SRE_MYSQL_USER"):
+        return _from_env(env)
+    path = Path(my_cnf) if my_cnf else Path.home() / ".my.cnf"
+    label = str(path)
+    parser = configparser.ConfigParser(allow_no_value=True, interpolation=None, strict=False)
+    try:
+        with open(path, encoding="utf-8") as handle:
+            parser.read_file(handle)
+    except OSError as exc:
+        raise ConfigError(label, None, f"cannot read: {exc.strerror}") from None
+    except configparser.Error:
+        raise ConfigError(label, None, "is not an INI file with a [client] section") from None
+    if not parser.has_section("client"):
+        raise ConfigError(label, "[client]", "section is missing")
+    client = parser["client"]
+
+    def field(key: str, default: str = "") -> str:
+        value = client.get(key) or default
+        return value.strip().strip("'\"")
+
+    user = field("user")
+    if not user:
+        raise ConfigError(label, "[client].user", "is required")
+    port = field("port", "3306")
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(label, "[client].port", "must be a port number")
+    return MySQLTarget(
+        host=field("host", "127.0.0.1"),
+        port=int(port),
+        user=user,
+        password=field("password"),
+        unix_socket=field("socket") or None,
+        database=field("database") or None,
+    )
+
+
+def _from_env(env: Mapping[str, str]) -> MySQLTarget:
+    password = env.get("SRE_MYSQL_PASSWORD", "")
+    password_file = env.get("SRE_MYSQL_PASSWORD_FILE")
+    if password_file:
+        try:
+            password = Path(password_file).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(password_file, None, f"cannot read: {exc.strerror}") from None
+    port = env.get("SRE_MYSQL_PORT", "3306")
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError("environment", "SRE_MYSQL_PORT", "must be a port number")
+    return MySQLTarget(
+        host=env.get("SRE_MYSQL_HOST", "127.0.0.1"),
+        port=int(port),
+        user=env["SRE_MYSQL_USER"],
+        password=password,
+        database=env.get("SRE_MYSQL_DATABASE") or None,
+    )

@@ -1,0 +1,148 @@
+"""The exporter's only database code: a small pool of pymysql connections with timeouts.
+
+Every statement carries a server-side time limit (``max_statement_time`` on MariaDB,
+``max_execution_time`` on MySQL) set on its connection only when it changes, plus a client
+socket timeout a second later as a backstop, so a slow query is cut off by the server and
+a dead server is noticed by the client. A failed connection is dropped, never reused.
+"""
+
+from __future__ import annotations
+
+import collections
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from typing import Any
+
+import pymysql
+
+from exporter.config import MySQLTarget
+
+__all__ = ["MySQLClient", "QueryFailed", "QueryTimeout"]
+
+# Error numbers of statements the server stopped for taking too long.
+_TIMEOUT_ERRORS = {1969, 3024, 1317}
+
+
+class QueryFailed(Exception):
+    """A statement failed; the message holds the server's error number, never credentials."""
+
+
+class QueryTimeout(QueryFailed):
+    """A statement ran past its time limit."""
+
+
+def _describe(exc: BaseException) -> str:
+    code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
+    kind = type(exc).__name__
+    return f"{kind} {code}" if code is not None else kind
+
+
+class MySQLClient:
+    """Connections to one server, reused across scrapes; safe to share between threads."""
+
+    def __init__(self, target: MySQLTarget, connect_timeout_s: float = 2.0, pool_size: int = 4):
+        self.target = target
+        self._connect_timeout = connect_timeout_s
+        self._pool_size = pool_size
+        self._idle: collections.deque[_Connection] = collections.deque()
+        self._lock = threading.Lock()
+
+    def _open(self) -> _Connection:
+        t = self.target
+        try:
+            raw = pymysql.connect(
+                host=t.host,
+                port=t.port,
+                user=t.user,
+                password=t.password,
+                unix_socket=t.unix_socket,
+                database=t.database,
+                connect_timeout=self._connect_timeout,
+                read_timeout=self._connect_timeout,
+                write_timeout=self._connect_timeout,
+                autocommit=True,
+                charset="utf8mb4",
+            )
+        except (pymysql.err.MySQLError, OSError) as exc:
+            raise QueryFailed(f"cannot connect to {t.address}: {_describe(exc)}") from None
+        return _Connection(raw)
+
+    @contextmanager
+    def connection(self) -> Iterator[_Connection]:
+        """A connection for the length of the block; dropped if anything failed on it."""
+        with self._lock:
+            conn = self._idle.pop() if self._idle else None
+        if conn is None:
+            conn = self._open()
+        ok = False
+        try:
+            yield conn
+            ok = True
+        finally:
+            with self._lock:
+                keep = ok and not conn.broken and len(self._idle) < self._pool_size
+                if keep:
+                    self._idle.append(conn)
+            if not keep:
+                conn.close()
+
+    def close(self) -> None:
+        """Close the idle connections."""
+        with self._lock:
+            idle, self._idle = list(self._idle), collections.deque()
+        for conn in idle:
+            conn.close()
+
+
+class _Connection:
+    def __init__(self, raw: Any) -> None:
+        self._raw = raw
+        self.is_mariadb = "mariadb" in raw.get_server_info().lower()
+        self._limit: float | None = None
+        #: the connection itself failed (not just a statement): never reuse it
+        self.broken = False
+
+    def query(self, sql: str, timeout_s: float) -> tuple[list[str], list[tuple[Any, ...]]]:
+        """Column names and rows of one statement, cut off after ``timeout_s``."""
+        try:
+            if self._limit != timeout_s:
+                setting = (
+                    f"max_statement_time = {timeout_s:.3f}"
+                    if self.is_mariadb
+                    else f"max_execution_time = {int(timeout_s * 1000)}"
+                )
+                with self._raw.cursor() as cursor:
+                    cursor.execute(f"SET SESSION {setting}")
+                self._limit = timeout_s
+            # pymysql has one socket timeout for every read; a second past the server's
+            # limit, so the server's clean error normally comes first.
+            self._raw._read_timeout = timeout_s + 1
+            with self._raw.cursor() as cursor:
+                cursor.execute(sql)
+                columns = [d[0] for d in cursor.description or ()]
+                rows = list(cursor.fetchall())
+        except pymysql.err.MySQLError as exc:
+            code = exc.args[0] if exc.args else None
+            # 1xxx are the server refusing a statement; 2xxx and the rest, the link failing
+            self.broken = not (isinstance(code, int) and 1000 <= code < 2000)
+            if code in _TIMEOUT_ERRORS or (
+                isinstance(exc, pymysql.err.OperationalError) and code == 2013
+            ):
+                raise QueryTimeout(f"ran past {timeout_s:g}s ({_describe(exc)})") from None
+            raise QueryFailed(_describe_with_message(exc)) from None
+        except OSError as exc:
+            self.broken = True
+            raise QueryFailed(_describe(exc)) from None
+        return columns, rows
+
+    def close(self) -> None:
+        with suppress(Exception):
+            self._raw.close()
+
+
+def _describe_with_message(exc: pymysql.err.MySQLError) -> str:
+    # Server messages name tables and columns (useful) and never the connecting password.
+    if len(exc.args) >= 2 and isinstance(exc.args[1], str):
+        return f"{_describe(exc)}: {exc.args[1]}"
+    return _describe(exc)

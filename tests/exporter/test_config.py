@@ -1,0 +1,120 @@
+"""The queries file and MySQL credentials: every bad input names file, entry and problem."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from exporter.config import (
+    DEFAULT_QUERIES,
+    ConfigError,
+    load_mysql_target,
+    load_queries,
+    parse_duration,
+)
+
+BAD = sorted((Path(__file__).parent / "testdata" / "bad").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", BAD, ids=[p.stem for p in BAD])
+def test_bad_query_files_give_the_expected_error(path: Path) -> None:
+    expected = path.read_text().splitlines()[0].removeprefix("# error: ")
+    with pytest.raises(ConfigError) as caught:
+        load_queries(path)
+    assert str(caught.value) == f"{path}: {expected}"
+
+
+def test_every_problem_in_a_file_is_reported_at_once(tmp_path: Path) -> None:
+    path = tmp_path / "q.yaml"
+    path.write_text(
+        "queries:\n"
+        "  - {name: 'bad name', help: A., type: gauge, sql: SELECT 1 AS value}\n"
+        "  - {name: elibrary_b, help: B., type: gauge, sql: SELECT 1 AS value, cache: forever}\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_queries(path)
+    lines = str(caught.value).splitlines()
+    assert lines == [
+        f"{path}: queries[0].name: 'bad name' is not a valid Prometheus metric name",
+        f"{path}: queries[1].cache: 'forever' is not a duration such as 500ms, 5s or 2m",
+    ]
+
+
+def test_a_missing_file_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"nope\.yaml: cannot read"):
+        load_queries(tmp_path / "nope.yaml")
+
+
+def test_the_shipped_queries_load() -> None:
+    specs = load_queries(DEFAULT_QUERIES)
+    names = {s.name for s in specs}
+    assert {
+        "elibrary_book_copies",
+        "elibrary_loans_overdue",
+        "elibrary_members",
+        "elibrary_loans_oldest_overdue_age_seconds",
+        "elibrary_loans_active",
+        "elibrary_loans_created_last_hour",
+        "elibrary_book_titles",
+    } == names
+    assert all(s.name.startswith("elibrary_") for s in specs)
+
+
+@pytest.mark.parametrize(
+    ("raw", "seconds"),
+    [("250ms", 0.25), ("5s", 5.0), ("2m", 120.0), ("1h", 3600.0), ("1d", 86400.0), (3, 3.0)],
+    ids=["milliseconds", "seconds", "minutes", "hours", "days", "bare number"],
+)
+def test_durations(raw: object, seconds: float) -> None:
+    assert parse_duration(raw) == seconds
+
+
+def test_my_cnf_is_read_like_the_mysql_client(tmp_path: Path) -> None:
+    cnf = tmp_path / "my.cnf"
+    cnf.write_text(
+        '[client]\nuser = exporter\npassword = "s3cret"\nhost=db.local\n'
+        "port=3307\ndatabase=elibrary\n"
+    )
+    target = load_mysql_target(str(cnf), env={})
+    assert (target.user, target.password, target.host, target.port, target.database) == (
+        "exporter",
+        "s3cret",
+        "db.local",
+        3307,
+        "elibrary",
+    )
+    assert "s3cret" not in repr(target)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[mysqld]\nuser=x\n", "[client]: section is missing"),
+        ("[client]\npassword=x\n", "[client].user: is required"),
+        ("[client]\nuser=x\nport=http\n", "[client].port: must be a port number"),
+        ("not an ini file", "is not an INI file"),
+    ],
+    ids=["no client section", "no user", "port not a number", "not INI"],
+)
+def test_bad_my_cnf_files(tmp_path: Path, text: str, message: str) -> None:
+    cnf = tmp_path / "my.cnf"
+    cnf.write_text(text)
+    with pytest.raises(ConfigError) as caught:
+        load_mysql_target(str(cnf), env={})
+    assert message in str(caught.value)
+    assert str(caught.value).startswith(str(cnf))
+
+
+def test_credentials_from_the_environment(tmp_path: Path) -> None:
+    secret = tmp_path / "pw"
+    secret.write_text("from-file\n")
+    target = load_mysql_target(
+        None,
+        env={
+            "SRE_MYSQL_USER": "exp",
+            "SRE_MYSQL_PASSWORD_FILE": str(secret),
+            "SRE_MYSQL_PORT": "3310",
+        },
+    )
+    assert (target.user, target.password, target.port) == ("exp", "from-file", 3310)
