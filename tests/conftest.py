@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parent.parent
 SRE = str(Path(sys.executable).parent / "sre")
 
 
-def _mysql_admin() -> pymysql.connections.Connection:
+def mysql_admin() -> pymysql.connections.Connection:
     return pymysql.connect(
         host=MYSQL_HOST,
         port=MYSQL_PORT,
@@ -42,7 +42,7 @@ def _mysql_admin() -> pymysql.connections.Connection:
 def require_mysql() -> None:
     """Skip without MariaDB, or fail in CI where it must be there."""
     try:
-        _mysql_admin().close()
+        mysql_admin().close()
     except pymysql.err.MySQLError as exc:
         if IN_CI:
             pytest.fail(f"MariaDB at {MYSQL_HOST}:{MYSQL_PORT} is required in CI: {exc}")
@@ -54,7 +54,7 @@ def mysql_url() -> Iterator[str]:
     """A fresh, empty MariaDB database for one test."""
     require_mysql()
     name = f"sre_test_{secrets.token_hex(4)}"
-    admin = _mysql_admin()
+    admin = mysql_admin()
     with admin.cursor() as cursor:
         cursor.execute(f"CREATE DATABASE {name} CHARACTER SET utf8mb4")
     try:
