@@ -53,7 +53,7 @@ class Exporter:
         started = time.perf_counter()
         up = 0.0
         try:
-            with self.client.connection() as conn:
+            with self.client.connection(verify=True) as conn:
                 durations["connection"] = time.perf_counter() - started
                 up = 1.0
                 pending = self._start_business_queries(deadline)
@@ -89,7 +89,7 @@ class Exporter:
     def _start_business_queries(self, deadline: float) -> list[tuple[QuerySpec, Future]]:
         def one(spec: QuerySpec) -> Any:
             def query(sql: str, timeout: float) -> Any:
-                with self.client.connection() as conn:
+                with self.client.connection(verify=True) as conn:
                     return conn.query(sql, timeout)
 
             return self.runner.run(spec, query, _remaining(deadline))

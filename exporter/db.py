@@ -69,10 +69,17 @@ class MySQLClient:
         return _Connection(raw)
 
     @contextmanager
-    def connection(self) -> Iterator[_Connection]:
-        """A connection for the length of the block; dropped if anything failed on it."""
+    def connection(self, verify: bool = False) -> Iterator[_Connection]:
+        """A connection for the length of the block; dropped if anything failed on it.
+
+        ``verify`` pings a pooled connection first (as mysqld_exporter pings before every
+        scrape) and replaces it when the server dropped it meanwhile.
+        """
         with self._lock:
             conn = self._idle.pop() if self._idle else None
+        if conn is not None and verify and not conn.alive(self._connect_timeout):
+            conn.close()
+            conn = None
         if conn is None:
             conn = self._open()
         ok = False
@@ -135,6 +142,16 @@ class _Connection:
             self.broken = True
             raise QueryFailed(_describe(exc)) from None
         return columns, rows
+
+    def alive(self, timeout_s: float) -> bool:
+        """Whether the server still answers on this connection."""
+        try:
+            self._raw._read_timeout = timeout_s
+            self._raw.ping(reconnect=False)
+        except (pymysql.err.MySQLError, OSError):
+            self.broken = True
+            return False
+        return True
 
     def close(self) -> None:
         with suppress(Exception):
