@@ -30,6 +30,7 @@ import pymysql
 import pymysql.cursors
 
 from app.config import ConfigError
+from sre.errors import Unavailable
 
 __all__ = [
     "Database",
@@ -65,7 +66,7 @@ _MYSQL_UNAVAILABLE = {
 }
 
 
-class DatabaseUnavailable(Exception):
+class DatabaseUnavailable(Unavailable):
     """The database did not answer: down, unreachable, timed out, locked or not migrated."""
 
 

@@ -6,51 +6,35 @@ proxy); otherwise one is made. It is echoed in the response header and in proble
 
 from __future__ import annotations
 
-import json
 import logging
 import re
-import sys
 import uuid
-from datetime import UTC, datetime
 from time import perf_counter
 from typing import Any
 
 from flask import Flask, Response, g, has_request_context, request
 
+from sre.logs import JsonFormatter as BaseJsonFormatter
+from sre.logs import configure_logging as configure_base
+
 __all__ = ["JsonFormatter", "configure_logging", "init_request_logging"]
 
 REQUEST_ID_HEADER = "X-Request-ID"
 _SAFE_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
-_STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message"}
 
 
-class JsonFormatter(logging.Formatter):
-    """Formats a record as one JSON object; extra fields are kept as keys."""
+class JsonFormatter(BaseJsonFormatter):
+    """The shared JSON lines, plus the id of the request being served."""
 
-    def format(self, record: logging.LogRecord) -> str:
-        entry: dict[str, Any] = {
-            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "msg": record.getMessage(),
-        }
+    def context(self) -> dict[str, Any]:
         if has_request_context() and "request_id" in g:
-            entry["request_id"] = g.request_id
-        for key, value in record.__dict__.items():
-            if key not in _STANDARD and not key.startswith("_"):
-                entry[key] = value
-        if record.exc_info:
-            entry["exc"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
+            return {"request_id": g.request_id}
+        return {}
 
 
 def configure_logging(level: str) -> None:
-    """Send every log record to stderr as JSON."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter())
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level.upper())
+    """Send every log record to stderr as JSON, with request ids."""
+    configure_base(level, JsonFormatter())
 
 
 def init_request_logging(app: Flask, access_log: bool) -> None:

@@ -41,7 +41,7 @@ def _describe(exc: BaseException) -> str:
 class MySQLClient:
     """Connections to one server, reused across scrapes; safe to share between threads."""
 
-    def __init__(self, target: MySQLTarget, connect_timeout_s: float = 2.0, pool_size: int = 4):
+    def __init__(self, target: MySQLTarget, connect_timeout_s: float = 2.0, pool_size: int = 8):
         self.target = target
         self._connect_timeout = connect_timeout_s
         self._pool_size = pool_size

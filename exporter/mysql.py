@@ -34,6 +34,10 @@ _STATUS_GROUP = re.compile(
 )
 _NOT_NAME = re.compile(r"[^a-zA-Z0-9_]")
 _NUMBER = re.compile(r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$")
+_DATES = (
+    (re.compile(r"^[A-Z][a-z]{2} \d{2} \d{2}:\d{2}:\d{2} \d{4} [A-Z]+$"), "%b %d %H:%M:%S %Y %Z"),
+    (re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$"), "%Y-%m-%d %H:%M:%S"),
+)
 _WORDS = {
     "yes": 1.0, "on": 1.0, "primary": 1.0,
     "no": 0.0, "off": 0.0, "disabled": 0.0, "connecting": 0.0,
@@ -48,15 +52,18 @@ def parse_status(raw: Any) -> float | None:
     if isinstance(raw, int | float):
         return float(raw)
     text = raw.decode() if isinstance(raw, bytes) else str(raw)
+    if _NUMBER.match(text):  # most values: the fast path, a scrape parses about a thousand
+        return float(text)
     word = _WORDS.get(text.lower())
     if word is not None:
         return word
-    for fmt in ("%b %d %H:%M:%S %Y %Z", "%Y-%m-%d %H:%M:%S"):
-        try:
-            return float(datetime.strptime(text, fmt).replace(tzinfo=UTC).timestamp())
-        except ValueError:
-            pass
-    return float(text) if _NUMBER.match(text) else None
+    for pattern, fmt in _DATES:
+        if pattern.match(text):
+            try:
+                return float(datetime.strptime(text, fmt).replace(tzinfo=UTC).timestamp())
+            except ValueError:
+                return None
+    return None
 
 
 def _name(key: str) -> str:

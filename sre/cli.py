@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 import click
 
-from sre.errors import SreError
+from sre.errors import SreError, Unavailable
 
 __all__ = ["main"]
 
@@ -26,14 +26,12 @@ def _reports_errors(command: F) -> F:
 
     @wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from app.db import DatabaseUnavailable
-
         try:
             return command(*args, **kwargs)
         except SreError as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(2)
-        except DatabaseUnavailable as exc:
+        except Unavailable as exc:
             click.echo(f"error: database unavailable: {exc}", err=True)
             sys.exit(1)
 
@@ -275,9 +273,9 @@ def exporter_serve(
     """Serve /metrics; a database outage shows as mysql_up 0, never a failed scrape."""
     import logging
 
-    from app.logs import configure_logging
     from exporter import Exporter, MySQLClient, QueryFailed, check_queries
     from exporter.server import serve as serve_exporter
+    from sre.logs import configure_logging
 
     configure_logging("INFO")
     target, specs, queries_file = _exporter_inputs(my_cnf, queries)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-__all__ = ["SreError"]
+__all__ = ["SreError", "Unavailable"]
 
 
 class SreError(Exception):
@@ -35,3 +35,7 @@ class SreError(Exception):
         lines = [self._line()]
         lines.extend(detail._line() for detail in self.details)
         return "\n".join(lines)
+
+
+class Unavailable(Exception):
+    """A dependency (a database, a server) did not answer: exit 1, not 2; input was fine."""
