@@ -73,13 +73,15 @@ class MySQLClient:
         """A connection for the length of the block; dropped if anything failed on it.
 
         ``verify`` pings a pooled connection first (as mysqld_exporter pings before every
-        scrape) and replaces it when the server dropped it meanwhile.
+        scrape) and, when the server dropped it meanwhile, replaces it and empties the pool.
         """
         with self._lock:
             conn = self._idle.pop() if self._idle else None
         if conn is not None and verify and not conn.alive(self._connect_timeout):
+            # One dead connection means the server went away: the idle ones are dead too.
             conn.close()
             conn = None
+            self.close()
         if conn is None:
             conn = self._open()
         ok = False

@@ -14,9 +14,10 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4, CollectorRegistry, generate_latest
+from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4
 
-from exporter.collector import Exporter, ScrapeCollector
+from exporter.collector import Exporter
+from exporter.exposition import render
 
 __all__ = ["make_wsgi_app", "serve"]
 
@@ -61,9 +62,7 @@ def make_wsgi_app(
             budget = _budget(
                 environ.get("HTTP_X_PROMETHEUS_SCRAPE_TIMEOUT_SECONDS"), default_budget_s
             )
-            registry = CollectorRegistry(auto_describe=False)
-            registry.register(ScrapeCollector(exporter, budget))
-            body = generate_latest(registry)
+            body = render(exporter.scrape(budget))
             start_response("200 OK", [("Content-Type", CONTENT_TYPE_PLAIN_0_0_4)])
             return [body]
         if path == "/healthz":
