@@ -13,7 +13,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pymysql
@@ -104,3 +104,22 @@ def stop(process: subprocess.Popen[bytes], timeout_s: float = 15) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(5)
+
+
+@pytest.fixture
+def launch() -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
+    """Start a server process logging to a file, wait until ready_url answers 200; every
+    process started is stopped when the test ends, failed or not."""
+    processes: list[subprocess.Popen[bytes]] = []
+
+    def start(
+        argv: list[str], log: Path, ready_url: str, env: dict[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
+        process = subprocess.Popen(argv, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+        processes.append(process)
+        wait_until_ready(ready_url, process)
+        return process
+
+    yield start
+    for process in processes:
+        stop(process)

@@ -6,7 +6,7 @@ import json
 import os
 import subprocess
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +17,7 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.seed import isbn13
-from tests.conftest import SRE, free_port, stop, wait_until_ready
+from tests.conftest import SRE, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -50,15 +50,13 @@ def login(url: str, email: str, password: str) -> dict[str, str]:
 
 
 @pytest.fixture
-def start_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
-    processes: list[subprocess.Popen[bytes]] = []
-
+def start_server(tmp_path: Path, launch: Callable[..., Any]) -> Callable[..., Server]:
     def start(database_url: str, *, workers: int = 4, max_requests: int = 0) -> Server:
         port = free_port()
         metrics_dir = tmp_path / f"metrics-{port}"
         log = tmp_path / f"server-{port}.log"
-        env = {**os.environ, "DATABASE_URL": database_url, "SRE_ACCESS_LOG": "false"}
-        process = subprocess.Popen(
+        url = f"http://127.0.0.1:{port}"
+        launch(
             [
                 SRE,
                 "app",
@@ -74,18 +72,27 @@ def start_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
                 "--metrics-dir",
                 str(metrics_dir),
             ],
-            env=env,
-            stdout=log.open("wb"),
-            stderr=subprocess.STDOUT,
+            log,
+            f"{url}/api/ready",
+            env={**os.environ, "DATABASE_URL": database_url, "SRE_ACCESS_LOG": "false"},
         )
-        processes.append(process)
-        url = f"http://127.0.0.1:{port}"
-        wait_until_ready(f"{url}/api/ready", process)
         return Server(url, metrics_dir, log)
 
-    yield start
-    for process in processes:
-        stop(process)
+    return start
+
+
+def register_members(url: str, prefix: str, count: int) -> list[dict[str, str]]:
+    """Members made through the API; their Authorization headers."""
+    headers = []
+    for n in range(count):
+        email = f"{prefix}{n}@example.org"
+        requests.post(
+            f"{url}/api/members",
+            timeout=10,
+            json={"email": email, "name": prefix, "password": "member password"},
+        )
+        headers.append(login(url, email, "member password"))
+    return headers
 
 
 def samples(url: str, name: str) -> dict[tuple[tuple[str, str], ...], float]:
@@ -129,15 +136,7 @@ def test_only_one_of_many_concurrent_borrowers_gets_the_last_copy(
     server = start_server(database_url, workers=4)
     admin = server.admin_headers(database_url)
     rounds, borrowers = 4, 16
-    members = []
-    for n in range(borrowers):
-        email = f"racer{n}@example.org"
-        requests.post(
-            f"{server.url}/api/members",
-            timeout=10,
-            json={"email": email, "name": "Racer", "password": "racing password"},
-        )
-        members.append(login(server.url, email, "racing password"))
+    members = register_members(server.url, "racer", borrowers)
 
     for round_number in range(rounds):
         book = requests.post(
@@ -217,15 +216,7 @@ def test_concurrent_borrows_and_returns_never_fail_and_keep_counts(
         timeout=10,
         json={"title": "Busy", "author": "A", "copies": 2, "isbn": isbn13(77)},
     ).json()
-    members = []
-    for n in range(8):
-        email = f"busy{n}@example.org"
-        requests.post(
-            f"{server.url}/api/members",
-            timeout=10,
-            json={"email": email, "name": "Busy", "password": "busy password"},
-        )
-        members.append(login(server.url, email, "busy password"))
+    members = register_members(server.url, "busy", 8)
 
     def churn(headers: dict[str, str]) -> list[int]:
         statuses = []

@@ -21,8 +21,6 @@ from tests.conftest import (
     SRE,
     free_port,
     mysql_admin,
-    stop,
-    wait_until_ready,
 )
 
 #: distinctive, so a test can prove it never shows up anywhere
@@ -98,22 +96,18 @@ class RunningExporter:
 
 
 @pytest.fixture
-def start_exporter(tmp_path: Path) -> Iterator[Callable[..., RunningExporter]]:
-    processes: list[subprocess.Popen[bytes]] = []
-
+def start_exporter(
+    tmp_path: Path, launch: Callable[..., subprocess.Popen[bytes]]
+) -> Callable[..., RunningExporter]:
     def start(my_cnf: Path, *extra: str) -> RunningExporter:
         port = free_port()
         log = tmp_path / f"exporter-{port}.log"
-        process = subprocess.Popen(
-            [SRE, "exporter", "serve", "--port", str(port), "--my-cnf", str(my_cnf), *extra],
-            stdout=log.open("wb"),
-            stderr=subprocess.STDOUT,
-        )
-        processes.append(process)
         url = f"http://127.0.0.1:{port}"
-        wait_until_ready(f"{url}/healthz", process)
+        process = launch(
+            [SRE, "exporter", "serve", "--port", str(port), "--my-cnf", str(my_cnf), *extra],
+            log,
+            f"{url}/healthz",
+        )
         return RunningExporter(url, log, process)
 
-    yield start
-    for process in processes:
-        stop(process)
+    return start
