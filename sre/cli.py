@@ -310,6 +310,45 @@ def exporter_check(my_cnf: str | None, queries: str | None) -> None:
     click.echo(f"{queries_file}: {len(specs)} queries ok against {target.address}")
 
 
+def _write_or_check(artifacts: dict[str, str], check: bool) -> None:
+    """Write generated files under the repository root, or exit 1 listing stale ones."""
+    from sre.generated import stale_files, write_files
+
+    if check:
+        stale = stale_files(artifacts)
+        if stale:
+            for path in stale:
+                click.echo(f"stale: {path} (run: sre generate)", err=True)
+            sys.exit(1)
+        click.echo(f"{len(artifacts)} generated files are up to date")
+        return
+    for path in write_files(artifacts):
+        click.echo(f"wrote {path}")
+
+
+@main.group("alerts")
+def alerts_group() -> None:
+    """Alert rules as code: Prometheus rule files and the PrometheusRule manifest."""
+
+
+@alerts_group.command("build")
+@click.option("--check", is_flag=True, help="Compare with the committed files; exit 1 if stale.")
+def alerts_build(check: bool) -> None:
+    """Regenerate the committed rule files from alerts/rules.py."""
+    from alerts import build_artifacts
+
+    _write_or_check(build_artifacts(), check)
+
+
+@main.command("generate")
+@click.option("--check", is_flag=True, help="Compare with the committed files; exit 1 if stale.")
+def generate(check: bool) -> None:
+    """Rebuild every committed generated artifact of every component."""
+    from alerts import build_artifacts as alert_artifacts
+
+    _write_or_check({**alert_artifacts()}, check)
+
+
 @app_group.group("users")
 def users() -> None:
     """Accounts that the API cannot create (admins)."""
