@@ -118,3 +118,12 @@ def test_generate_check_exits_1_on_drift(tmp_path: Path) -> None:
         assert f"stale: {ARTIFACTS[0]}" in drift.output
     finally:
         target.write_text(original)
+
+
+def test_every_alert_has_a_promtool_unit_test() -> None:
+    tested = set()
+    for path in UNIT_TESTS:
+        for case in yaml.safe_load(path.read_text())["tests"]:
+            tested |= {t["alertname"] for t in case.get("alert_rule_test", []) if t["exp_alerts"]}
+    defined = {a.name for g in build_rule_groups() for a in g.alerts}
+    assert defined - tested == set(), "alerts without a firing unit test"
