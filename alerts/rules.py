@@ -48,12 +48,15 @@ class Alert:
         if not self.name[:1].isupper() or not self.name.isalnum():
             raise ValueError(f"{self.name}: alert names are PascalCase")
 
-    def to_dict(self) -> dict[str, object]:
-        """The rule as Prometheus' rule file writes it."""
+    def to_dict(self, family: str = "") -> dict[str, object]:
+        """The rule as Prometheus' rule file writes it; ``family`` is its group's theme."""
         rule: dict[str, object] = {"alert": self.name, "expr": self.expr}
         if self.for_ != "0s":
             rule["for"] = self.for_
-        rule["labels"] = {"severity": self.severity, "service": SERVICE, **self.labels}
+        labels = {"severity": self.severity, "service": SERVICE}
+        if family:
+            labels["family"] = family  # what Alertmanager's critical-inhibits-warning matches
+        rule["labels"] = {**labels, **self.labels}
         rule["annotations"] = {
             "summary": self.summary,
             "description": self.description,
@@ -70,8 +73,13 @@ class RuleGroup:
     name: str
     alerts: tuple[Alert, ...]
 
+    @property
+    def family(self) -> str:
+        """The group's theme (service, mysql, …), shared by its alerts as a label."""
+        return self.name.removeprefix(f"{SERVICE}-")
+
     def to_dict(self) -> dict[str, object]:
-        return {"name": self.name, "rules": [a.to_dict() for a in self.alerts]}
+        return {"name": self.name, "rules": [a.to_dict(self.family) for a in self.alerts]}
 
 
 def _service() -> RuleGroup:
