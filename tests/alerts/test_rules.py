@@ -127,3 +127,17 @@ def test_every_alert_has_a_promtool_unit_test() -> None:
             tested |= {t["alertname"] for t in case.get("alert_rule_test", []) if t["exp_alerts"]}
     defined = {a.name for g in build_rule_groups() for a in g.alerts}
     assert defined - tested == set(), "alerts without a firing unit test"
+
+
+def test_every_alert_has_a_runbook_with_its_four_parts() -> None:
+    for alert in (a for g in build_rule_groups() for a in g.alerts):
+        runbook = REPO_ROOT / "docs" / "runbooks" / f"{alert.name}.md"
+        assert runbook.is_file(), f"missing {runbook}"
+        text = runbook.read_text()
+        for section in (
+            "## What it means",
+            "## How to check",
+            "## How to fix",
+            "## How to silence",
+        ):
+            assert section in text, f"{runbook}: no {section!r}"
