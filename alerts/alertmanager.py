@@ -31,6 +31,12 @@ class AlertmanagerSettings:
     alerts_channel: str = "#elibrary-alerts"
     low_priority_channel: str = "#elibrary-info"
     pager_url: str = "https://pager.elibrary.example/v1/alerts"
+    #: how long to wait, and how often to repeat; test stacks shorten them
+    group_wait: str = "30s"
+    page_group_wait: str = "10s"
+    group_interval: str = "5m"
+    repeat_interval: str = "4h"
+    page_repeat_interval: str = "1h"
 
 
 def _slack(settings: AlertmanagerSettings, channel: str, url_file: str) -> dict[str, Any]:
@@ -71,15 +77,15 @@ def build_alertmanager_config(settings: AlertmanagerSettings | None = None) -> d
         "route": {
             "receiver": "slack-alerts",
             "group_by": ["alertname", "service"],
-            "group_wait": "30s",
-            "group_interval": "5m",
-            "repeat_interval": "4h",
+            "group_wait": s.group_wait,
+            "group_interval": s.group_interval,
+            "repeat_interval": s.repeat_interval,
             "routes": [
                 {
                     "receiver": "page",
                     "matchers": ['severity="critical"'],
-                    "group_wait": "10s",
-                    "repeat_interval": "1h",
+                    "group_wait": s.page_group_wait,
+                    "repeat_interval": s.page_repeat_interval,
                 },
                 {"receiver": "slack-alerts", "matchers": ['severity="warning"']},
                 # info is news, not a problem: say it once

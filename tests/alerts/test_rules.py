@@ -141,3 +141,25 @@ def test_every_alert_has_a_runbook_with_its_four_parts() -> None:
             "## How to silence",
         ):
             assert section in text, f"{runbook}: no {section!r}"
+
+
+@pytest.mark.parametrize(
+    ("expr", "scaled"),
+    [
+        ("rate(x[5m]) > 0", "rate(x[10s]) > 0"),
+        ("x offset 1d", "x offset 2880s"),
+        ("increase(x[10m]) > 0 and y offset 10m", "increase(x[20s]) > 0 and y offset 20s"),
+        ("max_over_time(x[1m])", "max_over_time(x[2s])"),
+        ("histogram_quantile(0.95, x) > 0.2", "histogram_quantile(0.95, x) > 0.2"),
+    ],
+    ids=["range", "offset in days", "range and offset", "short range", "numbers untouched"],
+)
+def test_test_stacks_scale_rule_durations(expr: str, scaled: str) -> None:
+    from sre.stack import scale_durations
+
+    text = yaml.safe_dump(
+        {"groups": [{"name": "g", "rules": [{"alert": "A", "expr": expr, "for": "5m"}]}]}
+    )
+    rule = yaml.safe_load(scale_durations(text, 30))["groups"][0]["rules"][0]
+    assert rule["expr"] == scaled
+    assert rule["for"] == "10s"

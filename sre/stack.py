@@ -1,0 +1,228 @@
+"""A local monitoring stack for end-to-end tests and demos, on free loopback ports.
+
+Starts what is asked of: the app (``sre app serve``), the exporter, Prometheus with a
+generated scrape config and the generated rules (time-scaled so alerts fire in seconds),
+Alertmanager with the generated config pointed at a local Slack-compatible receiver that
+records every message. Every process is stopped when the ``Stack`` context ends, also when
+the test fails.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from sre.conventions import APP_JOB, EXPORTER_JOB
+
+__all__ = ["SlackReceiver", "Stack", "free_port", "scale_durations"]
+
+_DURATION = re.compile(r"(\d+)(ms|s|m|h|d)")
+_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _scaled(match: re.Match[str], factor: float) -> str:
+    seconds = max(1.0, int(match.group(1)) * _SECONDS[match.group(2)] / factor)
+    return f"{int(seconds)}s"
+
+
+def scale_durations(rules_yaml: str, factor: float) -> str:
+    """The rule file with every range, offset and ``for`` divided by ``factor`` (min 1s).
+
+    Only for test stacks: production rules are generated unscaled.
+    """
+    data = yaml.safe_load(rules_yaml)
+    for group in data["groups"]:
+        for rule in group["rules"]:
+            rule["expr"] = re.sub(
+                r"(\[|offset )(\d+(?:ms|s|m|h|d))",
+                lambda m: m.group(1) + _DURATION.sub(lambda d: _scaled(d, factor), m.group(2)),
+                rule["expr"],
+            )
+            if "for" in rule:
+                rule["for"] = _DURATION.sub(lambda d: _scaled(d, factor), rule["for"])
+    return yaml.safe_dump(data, sort_keys=False, width=10_000)
+
+
+@dataclass
+class SlackReceiver:
+    """Records what Alertmanager posts to Slack webhooks; the path names the channel file."""
+
+    port: int = field(default_factory=free_port)
+    messages: list[dict[str, Any]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", "0"))
+                body = json.loads(self.rfile.read(length) or b"{}")
+                receiver.messages.append({"path": self.path, "at": time.time(), **body})
+                self.send_response(200)
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def url(self, name: str) -> str:
+        """The webhook URL for one (fake) Slack channel."""
+        return f"http://127.0.0.1:{self.port}/{name}"
+
+    def wait_for(self, predicate: Any, timeout_s: float) -> dict[str, Any]:
+        """The first recorded message matching ``predicate``; AssertionError after timeout."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            for message in list(self.messages):
+                if predicate(message):
+                    return message
+            time.sleep(0.2)
+        raise AssertionError(f"no matching Slack message in {timeout_s}s; got {self.messages}")
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def _wait_http(url: str, process: subprocess.Popen[bytes], timeout_s: float = 30) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(
+                f"{url} never answered: the process exited with {process.returncode}"
+            )
+        try:
+            with urllib.request.urlopen(url, timeout=1) as answer:
+                if answer.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{url} not ready after {timeout_s}s")
+
+
+@dataclass
+class Stack:
+    """Processes of one test stack, their URLs and logs."""
+
+    workdir: Path
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    urls: dict[str, str] = field(default_factory=dict)
+
+    def start(
+        self,
+        name: str,
+        argv: list[str],
+        ready_path: str,
+        port: int,
+        env: dict[str, str] | None = None,
+    ) -> str:
+        """Start one process logging to workdir/<name>.log; return its base URL."""
+        log = (self.workdir / f"{name}.log").open("wb")
+        process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env)
+        self.processes[name] = process
+        url = f"http://127.0.0.1:{port}"
+        _wait_http(url + ready_path, process)
+        self.urls[name] = url
+        return url
+
+    def stop(self, name: str, kill: bool = False) -> None:
+        """Stop one process (SIGKILL when ``kill``), waiting for it."""
+        process = self.processes[name]
+        if process.poll() is None:
+            process.kill() if kill else process.terminate()
+            try:
+                process.wait(15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(5)
+
+    def stop_all(self) -> None:
+        for name in reversed(list(self.processes)):
+            self.stop(name)
+
+    def prometheus_config(
+        self,
+        app_port: int | None,
+        exporter_port: int | None,
+        alertmanager_port: int,
+        rule_file: Path,
+        interval: str = "1s",
+    ) -> Path:
+        """prometheus.yml scraping what runs, evaluating ``rule_file``, alerting AM."""
+        jobs = []
+        if app_port:
+            jobs.append(
+                {"job_name": APP_JOB, "static_configs": [{"targets": [f"127.0.0.1:{app_port}"]}]}
+            )
+        if exporter_port:
+            jobs.append(
+                {
+                    "job_name": EXPORTER_JOB,
+                    "static_configs": [{"targets": [f"127.0.0.1:{exporter_port}"]}],
+                }
+            )
+        config = {
+            "global": {
+                "scrape_interval": interval,
+                "evaluation_interval": interval,
+                "scrape_timeout": interval,
+            },
+            "rule_files": [str(rule_file)],
+            "alerting": {
+                "alertmanagers": [
+                    {"static_configs": [{"targets": [f"127.0.0.1:{alertmanager_port}"]}]}
+                ]
+            },
+            "scrape_configs": jobs,
+        }
+        path = self.workdir / "prometheus.yml"
+        path.write_text(yaml.safe_dump(config, sort_keys=False))
+        return path
+
+
+@contextmanager
+def stack(workdir: Path) -> Iterator[Stack]:
+    """A Stack whose processes are all stopped when the block ends."""
+    running = Stack(workdir)
+    with ExitStack() as cleanup:
+        cleanup.callback(running.stop_all)
+        yield running
+
+
+def binary(name: str) -> str:
+    """Path of a program the stack needs, or RuntimeError naming the package."""
+    found = shutil.which(name)
+    if found is None:
+        raise RuntimeError(
+            f"{name} is not installed (Debian packages prometheus and prometheus-alertmanager)"
+        )
+    return found
+
+
+SRE = str(Path(sys.executable).parent / "sre")
