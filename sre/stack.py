@@ -133,6 +133,9 @@ class Stack:
     workdir: Path
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     urls: dict[str, str] = field(default_factory=dict)
+    _launches: dict[str, tuple[list[str], str, int, dict[str, str] | None]] = field(
+        default_factory=dict
+    )
 
     def start(
         self,
@@ -143,7 +146,8 @@ class Stack:
         env: dict[str, str] | None = None,
     ) -> str:
         """Start one process logging to workdir/<name>.log; return its base URL."""
-        log = (self.workdir / f"{name}.log").open("wb")
+        self._launches[name] = (argv, ready_path, port, env)
+        log = (self.workdir / f"{name}.log").open("ab")
         process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env)
         self.processes[name] = process
         url = f"http://127.0.0.1:{port}"
@@ -161,6 +165,11 @@ class Stack:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(5)
+
+    def restart(self, name: str) -> str:
+        """Start a stopped process again, same command and port."""
+        argv, ready_path, port, env = self._launches[name]
+        return self.start(name, argv, ready_path, port, env)
 
     def stop_all(self) -> None:
         for name in reversed(list(self.processes)):

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
+import signal
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pymysql
@@ -123,3 +126,77 @@ def launch() -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
     yield start
     for process in processes:
         stop(process)
+
+
+MARIADBD = "/usr/sbin/mariadbd"
+
+
+@dataclass
+class OwnMariaDB:
+    datadir: Path
+    port: int
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [
+                MARIADBD,
+                "--no-defaults",
+                f"--datadir={self.datadir}",
+                f"--port={self.port}",
+                "--bind-address=127.0.0.1",
+                f"--socket={self.datadir}/sock",
+                f"--pid-file={self.datadir}/pid",
+                "--user=root",
+                "--skip-log-bin",
+                "--innodb-buffer-pool-size=16M",
+                f"--log-error={self.datadir}/error.log",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                pymysql.connect(
+                    unix_socket=f"{self.datadir}/sock", user="root", connect_timeout=1
+                ).close()
+                return
+            except pymysql.err.MySQLError:
+                time.sleep(0.1)
+        raise RuntimeError("own MariaDB did not start")
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(10)
+
+    def admin(self) -> pymysql.connections.Connection:
+        return pymysql.connect(unix_socket=f"{self.datadir}/sock", user="root", autocommit=True)
+
+
+@pytest.fixture
+def own_mariadb(tmp_path: Path) -> Iterator[OwnMariaDB]:
+    if not (os.access(MARIADBD, os.X_OK) and shutil.which("mariadb-install-db")):
+        if IN_CI:
+            pytest.fail("mariadbd and mariadb-install-db are required in CI")
+        pytest.skip("MariaDB server binaries are not installed")
+    datadir = tmp_path / "mariadb"
+    subprocess.run(
+        [
+            "mariadb-install-db",
+            "--no-defaults",
+            f"--datadir={datadir}",
+            "--auth-root-authentication-method=socket",
+            "--skip-test-db",
+            "--user=root",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    server = OwnMariaDB(datadir, free_port())
+    server.start()
+    yield server
+    if server.process and server.process.poll() is None:
+        server.process.terminate()
+        server.process.wait(20)

@@ -22,7 +22,8 @@ import requests
 from alerts import ARTIFACTS, TEMPLATES_DIR, AlertmanagerSettings, render_alertmanager
 from sre.generated import REPO_ROOT
 from sre.stack import SRE, SlackReceiver, Stack, binary, free_port, scale_durations, stack
-from tests.conftest import IN_CI
+from tests.conftest import IN_CI, OwnMariaDB
+from tests.exporter.conftest import grant_exporter
 
 pytestmark = pytest.mark.integration
 SPEEDUP = 30
@@ -60,6 +61,7 @@ def monitoring(
         def start(
             app_env: dict[str, str] | None = None,
             exporter_cnf: Path | None = None,
+            exporter_args: list[str] | None = None,
         ) -> Stack:
             app_port = exporter_port = None
             if app_env is not None:
@@ -93,6 +95,7 @@ def monitoring(
                         str(exporter_port),
                         "--my-cnf",
                         str(exporter_cnf),
+                        *(exporter_args or []),
                     ],
                     "/healthz",
                     exporter_port,
@@ -239,16 +242,41 @@ def test_a_killed_app_pages_target_down(
     assert page["attachments"][0]["title"].startswith("[CRITICAL] ElibraryTargetDown")
 
 
-def test_mysql_unreachable_for_the_exporter_pages(
-    monitoring: Callable[..., Stack], slack: SlackReceiver, tmp_path: Path
+def test_mysql_unreachable_for_the_exporter_pages_then_resolves(
+    monitoring: Callable[..., Stack],
+    slack: SlackReceiver,
+    tmp_path: Path,
+    own_mariadb: OwnMariaDB,
 ) -> None:
-    cnf = tmp_path / "unreachable.my.cnf"
-    cnf.write_text(f"[client]\nuser=nobody\npassword=x\nhost=127.0.0.1\nport={free_port()}\n")
-    monitoring(exporter_cnf=cnf)
+    admin = own_mariadb.admin()
+    with admin.cursor() as cursor:
+        cursor.execute("CREATE DATABASE elibrary")
+    grant_exporter(admin, "exporter", "e2e-exporter-pw", "elibrary")
+    admin.close()
+    cnf = tmp_path / "exporter.my.cnf"
+    cnf.write_text(
+        f"[client]\nuser=exporter\npassword=e2e-exporter-pw\nhost=127.0.0.1\n"
+        f"port={own_mariadb.port}\ndatabase=elibrary\n"
+    )
+    queries = tmp_path / "q.yaml"
+    queries.write_text(
+        "queries:\n  - {name: elibrary_probe, help: P., type: gauge, sql: SELECT 1 AS value}\n"
+    )
+    monitoring(exporter_cnf=cnf, exporter_args=["--queries", str(queries)])
+    time.sleep(5)
+    own_mariadb.kill()
     page = slack.wait_for(
         lambda m: m["path"] == "/incidents" and "ElibraryMySQLDown" in json.dumps(m), PAGE_WITHIN_S
     )
     assert "docs/runbooks/ElibraryMySQLDown.md" in page["attachments"][0]["text"]
+    own_mariadb.start()
+    slack.wait_for(
+        lambda m: any(
+            a.get("title", "").startswith("[RESOLVED] ElibraryMySQLDown")
+            for a in m.get("attachments", [])
+        ),
+        PAGE_WITHIN_S,
+    )
 
 
 def test_inhibitions_on_a_live_alertmanager(
