@@ -200,3 +200,13 @@ def own_mariadb(tmp_path: Path) -> Iterator[OwnMariaDB]:
     if server.process and server.process.poll() is None:
         server.process.terminate()
         server.process.wait(20)
+
+
+def require_tool(name: str, package: str) -> str:
+    """The path of a program the test needs: skipped without it, failed in CI."""
+    found = shutil.which(name)
+    if found is None:
+        if IN_CI:
+            pytest.fail(f"{name} is required in CI (Debian package {package})")
+        pytest.skip(f"{name} is not installed")
+    return found

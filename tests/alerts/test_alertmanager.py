@@ -3,7 +3,6 @@ to the right receiver; inhibitions and secrets are as DESIGN.md says."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -13,16 +12,11 @@ import yaml
 from alerts import TEMPLATES_DIR, AlertmanagerSettings, render_alertmanager
 from alerts.rules import SEVERITIES
 from sre.generated import REPO_ROOT
-from tests.conftest import IN_CI
+from tests.conftest import require_tool
 
 
 def amtool() -> str:
-    found = shutil.which("amtool")
-    if found is None:
-        if IN_CI:
-            pytest.fail("amtool is required in CI (Debian package prometheus-alertmanager)")
-        pytest.skip("amtool is not installed")
-    return found
+    return require_tool("amtool", "prometheus-alertmanager")
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ from alerts import ARTIFACTS, TEMPLATES_DIR, AlertmanagerSettings, render_alertm
 from sre.generated import REPO_ROOT
 from sre.stack import SRE, SlackReceiver, Stack, binary, free_port, scale_durations, stack
 from tests.conftest import IN_CI, OwnMariaDB
-from tests.exporter.conftest import grant_exporter
+from tests.exporter.conftest import exporter_on
 
 pytestmark = pytest.mark.integration
 SPEEDUP = 30
@@ -248,21 +248,8 @@ def test_mysql_unreachable_for_the_exporter_pages_then_resolves(
     tmp_path: Path,
     own_mariadb: OwnMariaDB,
 ) -> None:
-    admin = own_mariadb.admin()
-    with admin.cursor() as cursor:
-        cursor.execute("CREATE DATABASE elibrary")
-    grant_exporter(admin, "exporter", "e2e-exporter-pw", "elibrary")
-    admin.close()
-    cnf = tmp_path / "exporter.my.cnf"
-    cnf.write_text(
-        f"[client]\nuser=exporter\npassword=e2e-exporter-pw\nhost=127.0.0.1\n"
-        f"port={own_mariadb.port}\ndatabase=elibrary\n"
-    )
-    queries = tmp_path / "q.yaml"
-    queries.write_text(
-        "queries:\n  - {name: elibrary_probe, help: P., type: gauge, sql: SELECT 1 AS value}\n"
-    )
-    monitoring(exporter_cnf=cnf, exporter_args=["--queries", str(queries)])
+    my_cnf, queries = exporter_on(own_mariadb, tmp_path)
+    monitoring(exporter_cnf=my_cnf, exporter_args=["--queries", str(queries)])
     time.sleep(5)
     own_mariadb.kill()
     page = slack.wait_for(

@@ -3,7 +3,6 @@ tests in testdata/ pass (each alert fires when it should and stays silent otherw
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -13,19 +12,14 @@ import yaml
 from alerts import ARTIFACTS, build_artifacts, build_rule_groups
 from alerts.rules import Alert
 from sre.generated import REPO_ROOT, stale_files
-from tests.conftest import IN_CI
+from tests.conftest import require_tool
 
 TESTDATA = Path(__file__).parent / "testdata"
 UNIT_TESTS = sorted(TESTDATA.glob("*.test.yaml"))
 
 
 def promtool() -> str:
-    found = shutil.which("promtool")
-    if found is None:
-        if IN_CI:
-            pytest.fail("promtool is required in CI (Debian package prometheus)")
-        pytest.skip("promtool is not installed")
-    return found
+    return require_tool("promtool", "prometheus")
 
 
 def test_committed_files_match_what_generation_gives() -> None:

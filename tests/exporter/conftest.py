@@ -19,6 +19,7 @@ from tests.conftest import (
     MYSQL_HOST,
     MYSQL_PORT,
     SRE,
+    OwnMariaDB,
     free_port,
     mysql_admin,
 )
@@ -43,6 +44,25 @@ def grant_exporter(
         with suppress(pymysql.err.MySQLError):
             cursor.execute(f"GRANT SLAVE MONITOR ON *.* TO '{user}'@'{host}'")
         cursor.execute(f"GRANT SELECT ON `{database}`.* TO '{user}'@'{host}'")
+
+
+def exporter_on(server: OwnMariaDB, tmp_path: Path) -> tuple[Path, Path]:
+    """An exporter user on a test-owned MariaDB: its my.cnf and a one-query queries file."""
+    admin = server.admin()
+    with admin.cursor() as cursor:
+        cursor.execute("CREATE DATABASE elibrary")
+    grant_exporter(admin, "exporter", "own-server-pw", "elibrary")
+    admin.close()
+    my_cnf = tmp_path / "own.my.cnf"
+    my_cnf.write_text(
+        f"[client]\nuser=exporter\npassword=own-server-pw\nhost=127.0.0.1\n"
+        f"port={server.port}\ndatabase=elibrary\n"
+    )
+    queries = tmp_path / "probe.yaml"
+    queries.write_text(
+        "queries:\n  - {name: elibrary_probe, help: P., type: gauge, sql: SELECT 1 AS value}\n"
+    )
+    return my_cnf, queries
 
 
 @dataclass

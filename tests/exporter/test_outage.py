@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import OwnMariaDB
-from tests.exporter.conftest import RunningExporter, grant_exporter
+from tests.exporter.conftest import RunningExporter, exporter_on
 from tests.exporter.test_live import values
 
 pytestmark = pytest.mark.integration
@@ -22,20 +22,7 @@ pytestmark = pytest.mark.integration
 def test_mysql_down_then_back(
     own_mariadb: OwnMariaDB, start_exporter: Callable[..., RunningExporter], tmp_path: Path
 ) -> None:
-    admin = own_mariadb.admin()
-    with admin.cursor() as cursor:
-        cursor.execute("CREATE DATABASE elibrary")
-    grant_exporter(admin, "exporter", "outage-test-pw", "elibrary")
-    admin.close()
-    my_cnf = tmp_path / "my.cnf"
-    my_cnf.write_text(
-        f"[client]\nuser=exporter\npassword=outage-test-pw\nhost=127.0.0.1\n"
-        f"port={own_mariadb.port}\ndatabase=elibrary\n"
-    )
-    queries = tmp_path / "q.yaml"
-    queries.write_text(
-        "queries:\n  - {name: elibrary_probe, help: P., type: gauge, sql: SELECT 1 AS value}\n"
-    )
+    my_cnf, queries = exporter_on(own_mariadb, tmp_path)
     exporter = start_exporter(my_cnf, "--queries", str(queries))
     assert values(exporter.scrape())["mysql_up"] == 1
 
