@@ -211,12 +211,15 @@ def test_5xx_pages_with_a_runbook_then_resolves_and_normal_traffic_stays_quiet(
     assert attachment["title"].startswith("[CRITICAL] ElibraryHighErrorRatio")
     assert "docs/runbooks/ElibraryHighErrorRatio.md" in attachment["text"]
     assert {a["text"] for a in attachment["actions"]} == {"Runbook", "Dashboard", "Silence"}
-    assert time.monotonic() - started < PAGE_WITHIN_S
+    paged_after = time.monotonic() - started
+    print(f"ElibraryHighErrorRatio paged {paged_after:.1f}s after the fault started")
+    assert paged_after < PAGE_WITHIN_S
     assert any(m["path"] == "/pager" for m in slack.messages) or slack.wait_for(
         lambda m: m["path"] == "/pager", 10
     )
 
     fault.write_text(json.dumps({"error_ratio": 0.0}))
+    recovered = time.monotonic()
     resolved = slack.wait_for(
         lambda m: (
             m["path"] == "/incidents"
@@ -227,6 +230,7 @@ def test_5xx_pages_with_a_runbook_then_resolves_and_normal_traffic_stays_quiet(
         ),
         PAGE_WITHIN_S,
     )
+    print(f"[RESOLVED] arrived {time.monotonic() - recovered:.1f}s after the fault ended")
     assert resolved
 
 
