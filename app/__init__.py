@@ -9,18 +9,15 @@ from typing import Any
 from flask import Flask, abort
 
 from app.config import Config, ConfigError, load_config
-from app.db import Database
+from app.db import MAX_ID, Database
 from app.state import AppState, utc_now
 
 __all__ = ["Config", "ConfigError", "create_app", "load_config"]
 
 
-_MAX_ID = 2**63 - 1
-
-
 def _ids_in_range(endpoint: str | None, values: dict[str, Any] | None) -> None:
     """An id no database column can hold names nothing: 404, rather than an overflow."""
-    if values and any(isinstance(v, int) and v > _MAX_ID for v in values.values()):
+    if values and any(isinstance(v, int) and v > MAX_ID for v in values.values()):
         abort(404)
 
 

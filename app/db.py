@@ -33,6 +33,7 @@ from app.config import ConfigError
 from sre.errors import Unavailable
 
 __all__ = [
+    "MAX_ID",
     "Database",
     "DatabaseUnavailable",
     "Deadlock",
@@ -48,6 +49,8 @@ Row = dict[str, Any]
 _T = TypeVar("_T")
 
 _TS_FORMAT = "%Y-%m-%d %H:%M:%S"
+#: the largest id a row can have (signed 64-bit columns); larger ones name nothing
+MAX_ID = 2**63 - 1
 _MYSQL_DEADLOCK = 1213
 #: how often a transaction the database chose as a deadlock victim is run again
 DEADLOCK_ATTEMPTS = 3

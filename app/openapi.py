@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from app.db import MAX_ID
+
 __all__ = ["SCHEMAS", "build_openapi"]
 
 # Regex classes are spelled out: "\s" means different characters in Python's re (which
 # validates requests) and in ECMA regexes (which OpenAPI tools use).
 _NOT_BLANK = r"[^ \t\r\n]"
-_ID = {"type": "integer", "minimum": 1, "maximum": 2**63 - 1}
+_ID = {"type": "integer", "minimum": 1, "maximum": MAX_ID}
 _TIMESTAMP = {"type": "string", "format": "date-time"}
 _EMAIL = {
     "type": "string",

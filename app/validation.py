@@ -12,12 +12,12 @@ from typing import Any
 from flask import request
 from jsonschema import Draft7Validator
 
+from app.db import MAX_ID
 from app.openapi import SCHEMAS
 from app.problems import ApiError
 
 __all__ = [
     "BLANK",
-    "MAX_ID",
     "MAX_PAGE",
     "MAX_PER_PAGE",
     "Page",
@@ -35,8 +35,6 @@ __all__ = [
 BLANK = " \t\r\n"
 MAX_PER_PAGE = 100
 MAX_PAGE = 100_000
-#: the largest id a path or body may name: what a signed 64-bit column holds
-MAX_ID = 2**63 - 1
 
 _VALIDATORS = {name: Draft7Validator(schema) for name, schema in SCHEMAS.items()}
 

@@ -19,7 +19,6 @@ import argparse
 import os
 import secrets
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -30,16 +29,12 @@ from pathlib import Path
 
 import pymysql
 
+from sre.stack import free_port, stop_process, wait_http
+
 ROOT = Path(__file__).resolve().parent.parent
 SRE = str(Path(sys.executable).parent / "sre")
 DB = "sre_bench_exporter"
 USER = "sre_bench_exporter"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def admin() -> pymysql.connections.Connection:
@@ -81,18 +76,6 @@ def seed(books: int, members: int, loans: int) -> str:
         text=True,
     )
     return done.stdout.strip()
-
-
-def wait(url: str) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as answer:
-                if answer.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"{url} not ready")
 
 
 def scrape_times(url: str, count: int) -> list[float]:
@@ -160,7 +143,7 @@ def main() -> int:
                 "mysqld_exporter": f"http://127.0.0.1:{ref_port}/metrics",
             }
             for url in urls.values():
-                wait(url)
+                wait_http(url)
                 scrape_times(url, 10)  # warm-up
             times: dict[str, list[float]] = {name: [] for name in urls}
             block = max(1, args.scrapes // 10)
@@ -197,8 +180,7 @@ def main() -> int:
             )
         finally:
             for process in processes:
-                process.terminate()
-                process.wait(10)
+                stop_process(process)
             with admin().cursor() as cursor:
                 cursor.execute(f"DROP USER IF EXISTS '{USER}'@'127.0.0.1'")
     print("command: .venv/bin/python bench/exporter_scrape.py " + " ".join(sys.argv[1:]))

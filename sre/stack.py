@@ -29,7 +29,14 @@ import yaml
 
 from sre.conventions import APP_JOB, EXPORTER_JOB
 
-__all__ = ["SlackReceiver", "Stack", "free_port", "scale_durations"]
+__all__ = [
+    "SlackReceiver",
+    "Stack",
+    "free_port",
+    "scale_durations",
+    "stop_process",
+    "wait_http",
+]
 
 _DURATION = re.compile(r"(\d+)(ms|s|m|h|d)")
 _SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -110,10 +117,13 @@ class SlackReceiver:
         self._server.server_close()
 
 
-def _wait_http(url: str, process: subprocess.Popen[bytes], timeout_s: float = 30) -> None:
+def wait_http(
+    url: str, process: subprocess.Popen[bytes] | None = None, timeout_s: float = 30
+) -> None:
+    """Poll url until it answers 200; fail early if ``process`` (when given) exited."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if process.poll() is not None:
+        if process is not None and process.poll() is not None:
             raise RuntimeError(
                 f"{url} never answered: the process exited with {process.returncode}"
             )
@@ -122,8 +132,25 @@ def _wait_http(url: str, process: subprocess.Popen[bytes], timeout_s: float = 30
                 if answer.status == 200:
                     return
         except OSError:
-            time.sleep(0.1)
+            pass
+        time.sleep(0.1)
     raise RuntimeError(f"{url} not ready after {timeout_s}s")
+
+
+def stop_process(
+    process: subprocess.Popen[bytes], kill: bool = False, timeout_s: float = 15
+) -> None:
+    """SIGTERM (or SIGKILL when ``kill``), then SIGKILL if it lingers; waits for the exit."""
+    if process.poll() is None:
+        if kill:
+            process.kill()
+        else:
+            process.terminate()
+        try:
+            process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
 
 
 @dataclass
@@ -151,20 +178,13 @@ class Stack:
         process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env)
         self.processes[name] = process
         url = f"http://127.0.0.1:{port}"
-        _wait_http(url + ready_path, process)
+        wait_http(url + ready_path, process)
         self.urls[name] = url
         return url
 
     def stop(self, name: str, kill: bool = False) -> None:
         """Stop one process (SIGKILL when ``kill``), waiting for it."""
-        process = self.processes[name]
-        if process.poll() is None:
-            process.kill() if kill else process.terminate()
-            try:
-                process.wait(15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(5)
+        stop_process(self.processes[name], kill=kill)
 
     def restart(self, name: str) -> str:
         """Start a stopped process again, same command and port."""

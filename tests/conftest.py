@@ -11,7 +11,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,7 +20,11 @@ from pathlib import Path
 
 import pymysql
 import pytest
-import requests
+
+# Process helpers live with the reusable stack harness (sre/stack.py); tests use the same.
+from sre.stack import free_port
+from sre.stack import stop_process as stop
+from sre.stack import wait_http as wait_until_ready
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 MYSQL_HOST = os.environ.get("SRE_TEST_MYSQL_HOST", "127.0.0.1")
@@ -74,39 +77,6 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'library.sqlite3'}"
     return str(request.getfixturevalue("mysql_url"))
-
-
-def free_port() -> int:
-    """A loopback port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_until_ready(url: str, process: subprocess.Popen[bytes], timeout_s: float = 30) -> None:
-    """Poll url until it answers 200; fail early if the process died."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode} before it was ready")
-        try:
-            if requests.get(url, timeout=1).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"{url} not ready after {timeout_s}s")
-
-
-def stop(process: subprocess.Popen[bytes], timeout_s: float = 15) -> None:
-    """SIGTERM, then SIGKILL if it lingers."""
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
 
 
 @pytest.fixture

@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import random
-import shutil
 import subprocess
 from typing import Any
 
-import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.metrics import HTTP_BUCKETS
 from tests.app.conftest import Auth
-from tests.conftest import IN_CI
+from tests.conftest import require_tool
 
 CONTRACT = {
     "http_requests": ("counter", {"method", "route", "status"}),
@@ -113,11 +111,7 @@ def test_business_events_are_counted(client: FlaskClient, auth: Auth) -> None:
 
 
 def test_promtool_finds_nothing_to_complain_about(client: FlaskClient) -> None:
-    promtool = shutil.which("promtool")
-    if promtool is None:
-        if IN_CI:
-            pytest.fail("promtool is required in CI (Debian package prometheus)")
-        pytest.skip("promtool is not installed")
+    promtool = require_tool("promtool", "prometheus")
     client.get("/api/books")
     client.get("/nowhere")
     text = client.get("/metrics").get_data()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import time
 from collections.abc import Callable
@@ -15,7 +14,7 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.db import Database
-from tests.conftest import IN_CI, SRE, free_port, stop, wait_until_ready
+from tests.conftest import SRE, free_port, require_tool, stop, wait_until_ready
 from tests.exporter.conftest import LibraryDatabase, RunningExporter
 
 pytestmark = pytest.mark.integration
@@ -72,11 +71,7 @@ def test_a_scrape_has_server_and_business_metrics(
 def test_promtool_accepts_the_exposition(
     library_db: LibraryDatabase, start_exporter: Callable[..., RunningExporter]
 ) -> None:
-    promtool = shutil.which("promtool")
-    if promtool is None:
-        if IN_CI:
-            pytest.fail("promtool is required in CI")
-        pytest.skip("promtool is not installed")
+    promtool = require_tool("promtool", "prometheus")
     text = start_exporter(library_db.my_cnf).scrape()
     result = subprocess.run(
         [promtool, "check", "metrics"], input=text.encode(), capture_output=True, check=False
@@ -96,11 +91,7 @@ def test_at_least_95_percent_of_mysqld_exporters_families_match(
     start_exporter: Callable[..., RunningExporter],
     tmp_path: Path,
 ) -> None:
-    binary = shutil.which("prometheus-mysqld-exporter")
-    if binary is None:
-        if IN_CI:
-            pytest.fail("prometheus-mysqld-exporter is required in CI")
-        pytest.skip("prometheus-mysqld-exporter is not installed")
+    binary = require_tool("prometheus-mysqld-exporter", "prometheus-mysqld-exporter")
     port = free_port()
     reference = subprocess.Popen(
         [binary, f"--config.my-cnf={library_db.my_cnf}", f"--web.listen-address=127.0.0.1:{port}"],
