@@ -22,7 +22,7 @@ from __future__ import annotations
 import configparser
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,9 +33,11 @@ from sre.errors import SreError
 
 __all__ = [
     "DEFAULT_QUERIES",
+    "SSL_MODES",
     "ConfigError",
     "MySQLTarget",
     "QuerySpec",
+    "TLSSettings",
     "load_mysql_target",
     "load_queries",
     "parse_duration",
@@ -74,6 +76,27 @@ class QuerySpec:
     max_series: int = 100
 
 
+#: the MySQL client's --ssl-mode values, weakest first
+SSL_MODES = ("DISABLED", "PREFERRED", "REQUIRED", "VERIFY_CA", "VERIFY_IDENTITY")
+
+
+@dataclass(frozen=True)
+class TLSSettings:
+    """How to encrypt the link to MySQL, as the MySQL client's ``ssl-*`` options say it."""
+
+    #: one of SSL_MODES; PREFERRED encrypts when the server offers TLS, as the client does
+    mode: str = "PREFERRED"
+    #: CA bundle that signs the server's certificate (VERIFY_*; system CAs when unset)
+    ca: str | None = None
+    #: client certificate and key, for servers that require X509 authentication
+    cert: str | None = None
+    key: str | None = None
+
+    @property
+    def verifies(self) -> bool:
+        return self.mode in ("VERIFY_CA", "VERIFY_IDENTITY")
+
+
 @dataclass(frozen=True)
 class MySQLTarget:
     """Where and as whom to connect. ``password`` never goes into logs or errors."""
@@ -85,6 +108,7 @@ class MySQLTarget:
     unix_socket: str | None = None
     #: schema the business queries read (``database`` in [client]); None for server metrics only
     database: str | None = None
+    tls: TLSSettings = TLSSettings()
 
     @property
     def address(self) -> str:
@@ -233,14 +257,15 @@ def load_mysql_target(my_cnf: str | None, env: Mapping[str, str] | None = None) 
     """Credentials from an explicit --my-cnf, else SRE_MYSQL_* variables, else ~/.my.cnf.
 
     Environment: SRE_MYSQL_USER, SRE_MYSQL_PASSWORD or SRE_MYSQL_PASSWORD_FILE,
-    SRE_MYSQL_HOST (default 127.0.0.1), SRE_MYSQL_PORT (default 3306), SRE_MYSQL_DATABASE.
+    SRE_MYSQL_HOST (default 127.0.0.1), SRE_MYSQL_PORT (default 3306), SRE_MYSQL_DATABASE,
+    and for TLS SRE_MYSQL_SSL_MODE, SRE_MYSQL_SSL_CA, SRE_MYSQL_SSL_CERT, SRE_MYSQL_SSL_KEY.
     """
     env = os.environ if env is None else env
     if my_cnf is None and env.get("SRE_MYSQL_USER"):
         return _from_env(env)
     path = Path(my_cnf) if my_cnf else Path.home() / ".my.cnf"
     label = str(path)
-    parser = configparser.ConfigParser(allow_no_value=True, interpolation=None, strict=False)
+    parser = _OptionFile(allow_no_value=True, interpolation=None, strict=False)
     try:
         with open(path, encoding="utf-8") as handle:
             parser.read_file(handle)
@@ -269,7 +294,72 @@ def load_mysql_target(my_cnf: str | None, env: Mapping[str, str] | None = None) 
         password=field("password"),
         unix_socket=field("socket") or None,
         database=field("database") or None,
+        tls=_tls_from_cnf(label, client, field),
     )
+
+
+class _OptionFile(configparser.ConfigParser):
+    def optionxform(self, optionstr: str) -> str:
+        # The MySQL client takes ssl_ca and ssl-ca for one option; so do we.
+        return optionstr.strip().lower().replace("_", "-")
+
+
+def _tls_from_cnf(label: str, client: Any, field: Any) -> TLSSettings:
+    # MariaDB's client spells "no TLS" skip-ssl or ssl=0, and "verify the server"
+    # ssl-verify-server-cert; mysqld_exporter reads ssl-skip-verfication (sic).
+    def flag(key: str) -> bool:
+        return key in client and (client[key] is None or field(key).lower() in _TRUE)
+
+    mode = field("ssl-mode").upper() or None
+    if flag("skip-ssl") or ("ssl" in client and not flag("ssl")):
+        mode = mode or "DISABLED"
+    if flag("ssl-verify-server-cert"):
+        mode = mode or "VERIFY_IDENTITY"
+    skip_verify = flag("ssl-skip-verification") or flag("ssl-skip-verfication")
+    return _tls_settings(
+        label,
+        lambda option: f"[client].{option}",
+        mode,
+        skip_verify,
+        {key: field(key) or None for key in ("ssl-ca", "ssl-cert", "ssl-key")},
+    )
+
+
+_TRUE = ("", "1", "true", "on", "yes")
+
+
+def _tls_settings(
+    where: str,
+    entry_of: Callable[[str], str],
+    mode: str | None,
+    skip_verify: bool,
+    files: dict[str, str | None],
+) -> TLSSettings:
+    """Check the TLS options together; ``files`` maps ssl-ca, ssl-cert, ssl-key to paths
+    and ``entry_of`` names an option where it was written, for errors."""
+    ca, cert, key = files["ssl-ca"], files["ssl-cert"], files["ssl-key"]
+    entry = entry_of("ssl-mode")
+    if mode is not None and mode not in SSL_MODES:
+        raise ConfigError(where, entry, f"must be one of {', '.join(SSL_MODES)}, not {mode!r}")
+    if skip_verify:
+        if mode in ("VERIFY_CA", "VERIFY_IDENTITY"):
+            raise ConfigError(where, entry, f"{mode} contradicts ssl-skip-verification")
+        mode = mode or "REQUIRED"
+    if mode is None:
+        mode = "VERIFY_CA" if ca else "PREFERRED"
+    if mode == "DISABLED" and (ca or cert or key):
+        raise ConfigError(where, entry, "DISABLED contradicts the ssl-ca/ssl-cert/ssl-key given")
+    if bool(cert) != bool(key):
+        given, missing = ("ssl-cert", "ssl-key") if cert else ("ssl-key", "ssl-cert")
+        raise ConfigError(where, entry_of(missing), f"is required with {given}")
+    for option, path in files.items():
+        if path and not os.access(path, os.R_OK):
+            raise ConfigError(where, entry_of(option), f"cannot read {path}")
+    return TLSSettings(mode=mode, ca=ca, cert=cert, key=key)
+
+
+def _env_name(option: str) -> str:
+    return "SRE_MYSQL_" + option.upper().replace("-", "_")
 
 
 def _from_env(env: Mapping[str, str]) -> MySQLTarget:
@@ -283,10 +373,18 @@ def _from_env(env: Mapping[str, str]) -> MySQLTarget:
     port = env.get("SRE_MYSQL_PORT", "3306")
     if not port.isdigit() or not 0 < int(port) < 65536:
         raise ConfigError("environment", "SRE_MYSQL_PORT", "must be a port number")
+    tls = _tls_settings(
+        "environment",
+        _env_name,
+        env.get("SRE_MYSQL_SSL_MODE", "").strip().upper() or None,
+        False,
+        {key: env.get(_env_name(key)) or None for key in ("ssl-ca", "ssl-cert", "ssl-key")},
+    )
     return MySQLTarget(
         host=env.get("SRE_MYSQL_HOST", "127.0.0.1"),
         port=int(port),
         user=env["SRE_MYSQL_USER"],
         password=password,
         database=env.get("SRE_MYSQL_DATABASE") or None,
+        tls=tls,
     )

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -106,6 +107,8 @@ class OwnMariaDB:
     datadir: Path
     port: int
     process: subprocess.Popen[bytes] | None = None
+    #: more server options, such as --ssl-cert
+    options: tuple[str, ...] = ()
 
     def start(self) -> None:
         self.process = subprocess.Popen(
@@ -121,6 +124,7 @@ class OwnMariaDB:
                 "--skip-log-bin",
                 "--innodb-buffer-pool-size=16M",
                 f"--log-error={self.datadir}/error.log",
+                *self.options,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -145,13 +149,14 @@ class OwnMariaDB:
         return pymysql.connect(unix_socket=f"{self.datadir}/sock", user="root", autocommit=True)
 
 
-@pytest.fixture
-def own_mariadb(tmp_path: Path) -> Iterator[OwnMariaDB]:
+@contextmanager
+def running_own_mariadb(directory: Path, *options: str) -> Iterator[OwnMariaDB]:
+    """A MariaDB of the test's own in ``directory`` on a free port, stopped afterwards."""
     if not (os.access(MARIADBD, os.X_OK) and shutil.which("mariadb-install-db")):
         if IN_CI:
             pytest.fail("mariadbd and mariadb-install-db are required in CI")
         pytest.skip("MariaDB server binaries are not installed")
-    datadir = tmp_path / "mariadb"
+    datadir = directory / "mariadb"
     subprocess.run(
         [
             "mariadb-install-db",
@@ -164,12 +169,20 @@ def own_mariadb(tmp_path: Path) -> Iterator[OwnMariaDB]:
         check=True,
         capture_output=True,
     )
-    server = OwnMariaDB(datadir, free_port())
+    server = OwnMariaDB(datadir, free_port(), options=options)
     server.start()
-    yield server
-    if server.process and server.process.poll() is None:
-        server.process.terminate()
-        server.process.wait(20)
+    try:
+        yield server
+    finally:
+        if server.process and server.process.poll() is None:
+            server.process.terminate()
+            server.process.wait(20)
+
+
+@pytest.fixture
+def own_mariadb(tmp_path: Path) -> Iterator[OwnMariaDB]:
+    with running_own_mariadb(tmp_path) as server:
+        yield server
 
 
 def require_tool(name: str, package: str) -> str:

@@ -118,3 +118,78 @@ def test_credentials_from_the_environment(tmp_path: Path) -> None:
         },
     )
     assert (target.user, target.password, target.port) == ("exp", "from-file", 3310)
+
+
+@pytest.mark.parametrize(
+    ("lines", "mode"),
+    [
+        ("", "PREFERRED"),
+        ("ssl-mode = disabled", "DISABLED"),
+        ("ssl_mode=REQUIRED", "REQUIRED"),
+        ("ssl-ca = {ca}", "VERIFY_CA"),
+        ("ssl-mode=VERIFY_IDENTITY\nssl-ca={ca}", "VERIFY_IDENTITY"),
+        ("skip-ssl", "DISABLED"),
+        ("ssl = 0", "DISABLED"),
+        ("ssl-verify-server-cert", "VERIFY_IDENTITY"),
+        ("ssl-skip-verfication = true", "REQUIRED"),
+        ("ssl-ca={ca}\nssl-cert={ca}\nssl-key={ca}", "VERIFY_CA"),
+    ],
+    ids=[
+        "default",
+        "mode disabled",
+        "underscore spelling",
+        "a CA means verify it",
+        "verify identity",
+        "MariaDB skip-ssl",
+        "MariaDB ssl=0",
+        "MariaDB verify-server-cert",
+        "mysqld_exporter skip verification",
+        "client certificate",
+    ],
+)
+def test_tls_options_read_like_the_mysql_client(tmp_path: Path, lines: str, mode: str) -> None:
+    ca = tmp_path / "ca.pem"
+    ca.write_text("a CA bundle")
+    cnf = tmp_path / "my.cnf"
+    cnf.write_text("[client]\nuser=exporter\n" + lines.format(ca=ca) + "\n")
+    assert load_mysql_target(str(cnf), env={}).tls.mode == mode
+
+
+@pytest.mark.parametrize(
+    ("lines", "message"),
+    [
+        (
+            "ssl-mode=sometimes",
+            "[client].ssl-mode: must be one of DISABLED, PREFERRED, REQUIRED, VERIFY_CA, "
+            "VERIFY_IDENTITY, not 'SOMETIMES'",
+        ),
+        ("ssl-mode=DISABLED\nssl-ca={ca}", "[client].ssl-mode: DISABLED contradicts the ssl-ca"),
+        (
+            "ssl-mode=VERIFY_CA\nssl-skip-verification",
+            "[client].ssl-mode: VERIFY_CA contradicts ssl-skip-verification",
+        ),
+        ("ssl-cert={ca}", "[client].ssl-key: is required with ssl-cert"),
+        ("ssl-ca={ca}.missing", "[client].ssl-ca: cannot read {ca}.missing"),
+    ],
+    ids=["unknown mode", "disabled with a CA", "verify but skip", "cert without key", "no CA"],
+)
+def test_contradictory_tls_options_are_refused(tmp_path: Path, lines: str, message: str) -> None:
+    ca = tmp_path / "ca.pem"
+    ca.write_text("a CA bundle")
+    cnf = tmp_path / "my.cnf"
+    cnf.write_text("[client]\nuser=exporter\n" + lines.format(ca=ca) + "\n")
+    with pytest.raises(ConfigError) as caught:
+        load_mysql_target(str(cnf), env={})
+    assert str(caught.value).startswith(f"{cnf}: " + message.format(ca=ca))
+
+
+def test_tls_options_from_the_environment(tmp_path: Path) -> None:
+    ca = tmp_path / "ca.pem"
+    ca.write_text("a CA bundle")
+    env = {"SRE_MYSQL_USER": "exp", "SRE_MYSQL_SSL_CA": str(ca)}
+    tls = load_mysql_target(None, env=env).tls
+    assert (tls.mode, tls.ca) == ("VERIFY_CA", str(ca))
+    with pytest.raises(ConfigError, match=r"^environment: SRE_MYSQL_SSL_KEY: is required"):
+        load_mysql_target(None, env={**env, "SRE_MYSQL_SSL_CERT": str(ca)})
+    with pytest.raises(ConfigError, match=r"^environment: SRE_MYSQL_SSL_MODE: must be one of"):
+        load_mysql_target(None, env={**env, "SRE_MYSQL_SSL_MODE": "always"})
