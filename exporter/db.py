@@ -81,6 +81,11 @@ class MySQLClient:
                 raw.connect()
         except (pymysql.err.MySQLError, OSError) as exc:
             raise QueryFailed(f"cannot connect to {t.address}: {_describe_link(exc)}") from None
+        except RuntimeError as exc:
+            # pymysql's word for an authentication method it cannot speak without an extra
+            # package (caching_sha2_password over plain TCP on MySQL 8, MariaDB's ed25519);
+            # the message names the package and the method, never the password.
+            raise QueryFailed(f"cannot connect to {t.address}: {exc}") from None
         return _Connection(raw)
 
     @contextmanager

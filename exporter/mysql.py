@@ -229,10 +229,24 @@ def build_global_variables(rows: Rows) -> list[Metric]:
     return families
 
 
+#: SHOW REPLICA STATUS (MySQL 8.0.22+, the only form in 8.4) renamed the columns word by
+#: word; the old words keep mysqld_exporter 0.14's names, so dashboards and alerts hold
+_LEGACY_WORDS = {"replica": "Slave", "source": "Master"}
+
+
+def legacy_column(column: str) -> str:
+    """``Seconds_Behind_Source`` as ``Seconds_Behind_Master``; ``Replicate_Do_DB`` as is."""
+    return "_".join(_LEGACY_WORDS.get(word.lower(), word) for word in column.split("_"))
+
+
 def build_slave_status(columns: Sequence[str], rows: Rows) -> list[Metric]:
-    """SHOW [ALL] SLAVE STATUS: one untyped family per numeric column, labelled by channel."""
+    """SHOW [ALL] SLAVE STATUS: one untyped family per numeric column, labelled by channel.
+
+    SHOW REPLICA STATUS columns are read under their SHOW SLAVE STATUS names.
+    """
     labels = ["master_host", "master_uuid", "channel_name", "connection_name"]
     families: dict[str, UnknownMetricFamily] = {}
+    columns = [legacy_column(column) for column in columns]
     for row in rows:
         by_column = dict(zip(columns, row, strict=False))
 
@@ -378,15 +392,20 @@ def _variables(query: Query) -> list[Metric]:
     return build_global_variables(query("SHOW GLOBAL VARIABLES")[1])
 
 
+#: MariaDB answers the first (every connection); MySQL up to 8.3 the second; MySQL 8.4
+#: only the third. mysqld_exporter tries them in this order too.
+_REPLICA_STATUS = ("SHOW ALL SLAVES STATUS", "SHOW SLAVE STATUS", "SHOW REPLICA STATUS")
+
+
 def _slaves(query: Query) -> list[Metric]:
-    # MariaDB answers SHOW ALL SLAVES STATUS (every connection); MySQL only the plain form.
     from exporter.db import QueryFailed
 
-    try:
-        columns, rows = query("SHOW ALL SLAVES STATUS")
-    except QueryFailed:
-        columns, rows = query("SHOW SLAVE STATUS")
-    return build_slave_status(columns, rows)
+    for statement in _REPLICA_STATUS[:-1]:
+        try:
+            return build_slave_status(*query(statement))
+        except QueryFailed:
+            continue
+    return build_slave_status(*query(_REPLICA_STATUS[-1]))
 
 
 def _cmp(query: Query) -> list[Metric]:

@@ -9,12 +9,15 @@ from prometheus_client.core import Metric
 
 from exporter.business import QueryResult, build_business_metric
 from exporter.config import QuerySpec
+from exporter.db import QueryFailed
 from exporter.mysql import (
+    SCRAPERS,
     build_global_status,
     build_global_variables,
     build_innodb_cmpmem,
     build_query_response_time,
     build_slave_status,
+    legacy_column,
     parse_status,
 )
 
@@ -172,3 +175,88 @@ def test_a_business_result_becomes_one_family() -> None:
     )
     family = build_business_metric(spec, QueryResult(((("active",), 3.0),), 0.0))
     assert [(s.labels, s.value) for s in family.samples] == [({"status": "active"}, 3.0)]
+
+
+@pytest.mark.parametrize(
+    ("column", "legacy"),
+    [
+        ("Seconds_Behind_Source", "Seconds_Behind_Master"),
+        ("Replica_SQL_Running", "Slave_SQL_Running"),
+        ("Relay_Source_Log_File", "Relay_Master_Log_File"),
+        ("Get_Source_public_key", "Get_Master_public_key"),
+        ("Replicate_Do_DB", "Replicate_Do_DB"),
+        ("Slave_IO_Running", "Slave_IO_Running"),
+    ],
+)
+def test_replica_columns_keep_their_slave_names(column: str, legacy: str) -> None:
+    assert legacy_column(column) == legacy
+
+
+# SHOW SLAVE STATUS (MySQL 5.7) and SHOW REPLICA STATUS (MySQL 8.4) of one replica, as the
+# two reference manuals print them.
+_SLAVE_57 = {
+    "Slave_IO_State": "Waiting for master to send event",
+    "Master_Host": "127.0.0.1",
+    "Master_Port": 13000,
+    "Read_Master_Log_Pos": 927,
+    "Slave_IO_Running": "Yes",
+    "Slave_SQL_Running": "Yes",
+    "Replicate_Do_DB": "",
+    "Exec_Master_Log_Pos": 927,
+    "Seconds_Behind_Master": 0,
+    "Master_Server_Id": 1,
+    "Master_UUID": "3e11fa47-71ca-11e1-9e33-c80aa9429562",
+    "Channel_Name": "",
+}
+_REPLICA_84 = {
+    "Replica_IO_State": "Waiting for source to send event",
+    "Source_Host": "127.0.0.1",
+    "Source_Port": 13000,
+    "Read_Source_Log_Pos": 927,
+    "Replica_IO_Running": "Yes",
+    "Replica_SQL_Running": "Yes",
+    "Replicate_Do_DB": "",
+    "Exec_Source_Log_Pos": 927,
+    "Seconds_Behind_Source": 0,
+    "Source_Server_Id": 1,
+    "Source_UUID": "3e11fa47-71ca-11e1-9e33-c80aa9429562",
+    "Channel_Name": "",
+}
+
+
+def test_mysql_84_replica_status_reads_as_mysql_57_slave_status() -> None:
+    def build(row: dict[str, object]) -> dict[str, tuple[str, dict[str, str], float]]:
+        return flat(build_slave_status(list(row), [tuple(row.values())]))
+
+    legacy = build(_SLAVE_57)
+    assert build(_REPLICA_84) == legacy
+    assert any(
+        k.startswith("mysql_slave_status_seconds_behind_master") and "'127.0.0.1'" in k
+        for k in legacy
+    )
+
+
+@pytest.mark.parametrize(
+    ("answers", "asked"),
+    [
+        ({"SHOW ALL SLAVES STATUS"}, ["SHOW ALL SLAVES STATUS"]),
+        ({"SHOW SLAVE STATUS"}, ["SHOW ALL SLAVES STATUS", "SHOW SLAVE STATUS"]),
+        (
+            {"SHOW REPLICA STATUS"},
+            ["SHOW ALL SLAVES STATUS", "SHOW SLAVE STATUS", "SHOW REPLICA STATUS"],
+        ),
+    ],
+    ids=["MariaDB", "MySQL 5.7 to 8.3", "MySQL 8.4"],
+)
+def test_replica_status_statement_falls_back_in_order(answers: set[str], asked: list[str]) -> None:
+    seen: list[str] = []
+
+    def query(sql: str) -> tuple[list[str], list[tuple[object, ...]]]:
+        seen.append(sql)
+        if sql not in answers:
+            raise QueryFailed("ProgrammingError 1064: You have an error in your SQL syntax")
+        return list(_REPLICA_84), [tuple(_REPLICA_84.values())]
+
+    slave_status = next(s for s in SCRAPERS if s.name == "slave_status")
+    assert slave_status.collect(query)
+    assert seen == asked
