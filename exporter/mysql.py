@@ -385,11 +385,41 @@ class Scraper:
 
 
 def _status(query: Query) -> list[Metric]:
-    return build_global_status(query("SHOW GLOBAL STATUS")[1])
+    return build_global_status(_names_and_values(query, "GLOBAL_STATUS", "SHOW GLOBAL STATUS"))
 
 
 def _variables(query: Query) -> list[Metric]:
-    return build_global_variables(query("SHOW GLOBAL VARIABLES")[1])
+    return build_global_variables(
+        _names_and_values(query, "GLOBAL_VARIABLES", "SHOW GLOBAL VARIABLES")
+    )
+
+
+def _names_and_values(query: Query, view: str, show: str) -> Rows:
+    """The rows of ``show``, fetched packed into one row where the server allows it.
+
+    pymysql spends about 2 us of Python on every row it reads; SHOW GLOBAL STATUS and
+    VARIABLES are 1,200 rows a scrape, a fifth of its time. MariaDB's information_schema
+    views hold the same rows and GROUP_CONCAT packs them into one. MySQL 8 dropped the
+    views, and an answer that does not unpack into as many pairs as the view has rows
+    (group_concat_max_len, a NULL, a separator inside a value) is not trusted: both fall
+    back to ``show``, the statement mysqld_exporter runs.
+    """
+    from exporter.db import QueryFailed
+
+    try:
+        rows = query(
+            "SELECT COUNT(*), GROUP_CONCAT(VARIABLE_NAME, '\\t', VARIABLE_VALUE"
+            f" SEPARATOR '\\n') FROM information_schema.{view}"
+        )[1]
+    except QueryFailed:
+        rows = []
+    if rows and rows[0][1] is not None:
+        count, packed = rows[0]
+        text = packed.decode() if isinstance(packed, bytes) else str(packed)
+        pairs = [tuple(item.split("\t")) for item in text.split("\n")]
+        if len(pairs) == count and all(len(pair) == 2 for pair in pairs):
+            return pairs
+    return query(show)[1]
 
 
 #: MariaDB answers the first (every connection); MySQL up to 8.3 the second; MySQL 8.4

@@ -14,6 +14,8 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.db import Database
+from exporter import MySQLClient, load_mysql_target
+from exporter.mysql import _names_and_values
 from tests.conftest import SRE, free_port, require_tool, stop, wait_until_ready
 from tests.exporter.conftest import LibraryDatabase, RunningExporter
 
@@ -234,3 +236,28 @@ def test_the_password_never_shows(
     ):
         assert library_db.password not in seen
     assert "mysql_exporter_last_scrape_error 1.0" in denied.scrape()
+
+
+def test_packed_reads_give_the_rows_show_gives(library_db: LibraryDatabase) -> None:
+    # as the least-privilege user: the information_schema views must be readable to it
+    client = MySQLClient(load_mysql_target(str(library_db.my_cnf), env={}))
+    statements: list[str] = []
+    try:
+        with client.connection() as conn:
+
+            def query(sql: str) -> tuple[list[str], list[tuple[object, ...]]]:
+                statements.append(sql.split()[0])
+                return conn.query(sql, 5)
+
+            for view, show in (
+                ("GLOBAL_VARIABLES", "SHOW GLOBAL VARIABLES"),
+                ("GLOBAL_STATUS", "SHOW GLOBAL STATUS"),
+            ):
+                packed = {str(k).lower(): v for k, v in _names_and_values(query, view, show)}
+                shown = {str(k).lower(): v for k, v in query(show)[1]}
+                assert packed.keys() == shown.keys() and len(packed) > 400
+                if view == "GLOBAL_VARIABLES":
+                    assert packed == shown
+    finally:
+        client.close()
+    assert statements == ["SELECT", "SHOW", "SELECT", "SHOW"]  # the packed read was used

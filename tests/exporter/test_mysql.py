@@ -12,6 +12,7 @@ from exporter.config import QuerySpec
 from exporter.db import QueryFailed
 from exporter.mysql import (
     SCRAPERS,
+    _names_and_values,
     build_global_status,
     build_global_variables,
     build_innodb_cmpmem,
@@ -260,3 +261,41 @@ def test_replica_status_statement_falls_back_in_order(answers: set[str], asked: 
     slave_status = next(s for s in SCRAPERS if s.name == "slave_status")
     assert slave_status.collect(query)
     assert seen == asked
+
+
+_SHOWN = [("Aborted_clients", "3"), ("Com_select", "12")]
+
+
+@pytest.mark.parametrize(
+    ("packed_answer", "rows"),
+    [
+        (
+            [(2, "ABORTED_CLIENTS\t3\nCOM_SELECT\t12")],
+            [("ABORTED_CLIENTS", "3"), ("COM_SELECT", "12")],
+        ),
+        (QueryFailed("ProgrammingError 1109: Unknown table 'GLOBAL_STATUS'"), _SHOWN),
+        ([(3, "ABORTED_CLIENTS\t3\nCOM_SELECT\t12")], _SHOWN),
+        ([(2, "ABORTED_CLIENTS\t3\nCOM_SEL")], _SHOWN),
+        ([(2, "A\tB\tC\nCOM_SELECT\t12")], _SHOWN),
+        ([(0, None)], _SHOWN),
+    ],
+    ids=[
+        "MariaDB, packed",
+        "MySQL 8, no view",
+        "a NULL row left out",
+        "cut at group_concat_max_len",
+        "separator in a value",
+        "empty view",
+    ],
+)
+def test_status_is_read_packed_or_else_shown(packed_answer: object, rows: list[tuple]) -> None:
+    def query(sql: str) -> tuple[list[str], list[tuple[object, ...]]]:
+        if sql == "SHOW GLOBAL STATUS":
+            return ["Variable_name", "Value"], list(_SHOWN)
+        assert "information_schema.GLOBAL_STATUS" in sql
+        if isinstance(packed_answer, Exception):
+            raise packed_answer
+        return ["count", "packed"], packed_answer  # type: ignore[return-value]
+
+    got = _names_and_values(query, "GLOBAL_STATUS", "SHOW GLOBAL STATUS")
+    assert [tuple(row) for row in got] == rows
