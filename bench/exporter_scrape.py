@@ -89,9 +89,10 @@ def scrape_times(url: str, count: int) -> list[float]:
     return times
 
 
-def rss_mib(pid: int) -> float:
+def rss_mib(pid: int, field: str = "VmRSS") -> float:
+    """Resident memory now (VmRSS) or at its highest so far (VmHWM), in MiB."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(field + ":"):
             return int(line.split()[1]) / 1024
     return float("nan")
 
@@ -151,21 +152,26 @@ def main() -> int:
                 for name, url in urls.items():
                     times[name] += scrape_times(url, block)
             memory = {"sre": rss_mib(ours.pid), "mysqld_exporter": rss_mib(reference.pid)}
+            peak = {
+                "sre": rss_mib(ours.pid, "VmHWM"),
+                "mysqld_exporter": rss_mib(reference.pid, "VmHWM"),
+            }
 
             print(
                 f"\n== scrape time, {len(times['sre'])} scrapes each, {args.small_loans} loans =="
             )
-            print(f"{'exporter':>16} {'median ms':>10} {'p99 ms':>8} {'RSS MiB':>8}")
+            print(f"{'exporter':>16} {'median ms':>10} {'p99 ms':>8} {'RSS MiB':>8} {'peak':>6}")
             for name in urls:
                 print(
                     f"{name:>16} {statistics.median(times[name]):>10.2f} "
-                    f"{p99(times[name]):>8.2f} {memory[name]:>8.1f}"
+                    f"{p99(times[name]):>8.2f} {memory[name]:>8.1f} {peak[name]:>6.1f}"
                 )
             ratio = statistics.median(times["sre"]) / statistics.median(times["mysqld_exporter"])
             mem_ratio = memory["sre"] / memory["mysqld_exporter"]
             print(
                 f"median ratio sre/mysqld_exporter = {ratio:.2f} (target <= 1.0); "
-                f"memory ratio = {mem_ratio:.2f} (target <= 2.0)"
+                f"memory ratio = {mem_ratio:.2f} (target <= 2.0), "
+                f"peak {peak['sre'] / peak['mysqld_exporter']:.2f}"
             )
 
             small = statistics.median(scrape_times(urls["sre"], args.scrapes // 2))
