@@ -206,3 +206,19 @@ def test_check_command_reports_a_failed_verification(tls_server: TLSServer, tmp_
     assert done.returncode == 1, done.stderr
     assert "certificate verify failed" in done.stderr
     assert PASSWORD not in done.stderr + done.stdout
+
+
+@pytest.mark.parametrize("command", ["check", "serve"])
+def test_an_unloadable_ca_stops_the_command_with_exit_2(tmp_path: Path, command: str) -> None:
+    not_pem = tmp_path / "ca.pem"
+    not_pem.write_text("not a certificate\n")
+    my_cnf = tmp_path / "my.cnf"
+    my_cnf.write_text(f"[client]\nuser=x\nhost=127.0.0.1\nssl-ca={not_pem}\n")
+    done = subprocess.run(
+        [SRE, "exporter", command, "--my-cnf", str(my_cnf)],
+        capture_output=True,
+        text=True,
+        timeout=30,  # a serve that started despite the bad file would hang here
+    )
+    assert done.returncode == 2
+    assert done.stderr.startswith(f"error: {not_pem}: ssl-ca: cannot be loaded")
