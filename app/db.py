@@ -31,6 +31,7 @@ import pymysql.cursors
 
 from app.config import ConfigError
 from sre.errors import Unavailable
+from sre.mysql_tls import connect, unverified_context
 
 __all__ = [
     "MAX_ID",
@@ -282,6 +283,8 @@ class Database:
         self._lock = threading.Lock()
         self._on_checkout = on_checkout or (lambda delta: None)
         self._is_mariadb: bool | None = None
+        #: TLS when the server offers it, as pymysql's default, but one context for all
+        self._tls = unverified_context() if self.dialect == "mysql" else None
         # A connection idle this long is pinged before use: the server may have closed it
         # (wait_timeout, restart) and the request should not be the one to find out.
         self._idle_check = idle_check_s
@@ -312,7 +315,9 @@ class Database:
     def _open_mysql(self) -> Any:
         t = self._target
         try:
-            conn = pymysql.connect(
+            conn = connect(
+                self._tls,
+                require_tls=False,
                 host=t.host,
                 port=t.port,
                 user=t.user,

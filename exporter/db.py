@@ -6,8 +6,8 @@ socket timeout a second later as a backstop, so a slow query is cut off by the s
 a dead server is noticed by the client. A failed connection is dropped, never reused.
 
 TLS follows the MySQL client's ``ssl-mode``; one context is built per client and shared
-by its connections. pymysql would otherwise build a context, with the system's CA store
-loaded, for every connection: about 0.8 MiB each, most of this exporter's memory growth.
+by its connections (``sre.mysql_tls``): pymysql would build one for every connection,
+about 0.8 MiB each, most of this exporter's memory growth.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from typing import Any
 import pymysql
 
 from exporter.config import ConfigError, MySQLTarget, TLSSettings
+from sre.mysql_tls import connect, unverified_context
 
 __all__ = ["MySQLClient", "QueryFailed", "QueryTimeout", "tls_context"]
 
@@ -56,9 +57,10 @@ class MySQLClient:
 
     def _open(self) -> _Connection:
         t = self.target
-        preferred = t.tls.mode == "PREFERRED"
         try:
-            raw = pymysql.connect(
+            raw = connect(
+                self._tls,
+                require_tls=t.tls.mode != "PREFERRED",
                 host=t.host,
                 port=t.port,
                 user=t.user,
@@ -70,15 +72,7 @@ class MySQLClient:
                 write_timeout=self._connect_timeout,
                 autocommit=True,
                 charset="utf8mb4",
-                # An SSLContext makes pymysql insist on TLS; PREFERRED (TLS only when the
-                # server offers it) gets the shared context below, before connecting.
-                ssl=None if preferred else self._tls,
-                ssl_disabled=self._tls is None or preferred,
-                defer_connect=preferred,
             )
-            if preferred:
-                raw.ssl, raw.ctx = True, self._tls  # type: ignore[attr-defined]
-                raw.connect()
         except (pymysql.err.MySQLError, OSError) as exc:
             raise QueryFailed(f"cannot connect to {t.address}: {_describe_link(exc)}") from None
         except RuntimeError as exc:
@@ -131,10 +125,10 @@ def tls_context(settings: TLSSettings) -> ssl.SSLContext | None:
     """
     if settings.mode == "DISABLED":
         return None
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    context.check_hostname = settings.mode == "VERIFY_IDENTITY"
-    context.verify_mode = ssl.CERT_REQUIRED if settings.verifies else ssl.CERT_NONE
+    context = unverified_context()
+    if settings.verifies:
+        context.verify_mode = ssl.CERT_REQUIRED
+        context.check_hostname = settings.mode == "VERIFY_IDENTITY"
     option = "ssl-ca"
     try:
         if settings.verifies:
