@@ -91,6 +91,30 @@ def _single(name: str, documentation: str, kind: str, value: float) -> Metric:
     return family
 
 
+#: status prefixes mysqld_exporter turns into one labelled counter family each:
+#: prefix -> (name after mysql_global_status_, help, label)
+_LABELLED_COUNTERS = {
+    "com": ("commands_total", "Total number of executed MySQL commands.", "command"),
+    "handler": ("handlers_total", "Total number of executed MySQL handlers.", "handler"),
+    "connection_errors": (
+        "connection_errors_total",
+        "Total number of MySQL connection errors.",
+        "error",
+    ),
+    "innodb_rows": (
+        "innodb_row_ops_total",
+        "Total number of MySQL InnoDB row operations.",
+        "operation",
+    ),
+    "performance_schema": (
+        "performance_schema_lost_total",
+        "Total number of MySQL instrumentations that could not be loaded or created "
+        "due to memory constraints.",
+        "instrumentation",
+    ),
+}
+
+
 def build_global_status(rows: Rows) -> list[Metric]:
     """SHOW GLOBAL STATUS: labelled families for commands, handlers, … ; the rest untyped."""
     families: dict[str, Metric] = {}
@@ -100,75 +124,41 @@ def build_global_status(rows: Rows) -> list[Metric]:
             families[name] = kind(name, help_text, labels=list(labels))
         return families[name]
 
+    prefix = "mysql_global_status_"
     for key, raw in rows:
         value = parse_status(raw)
         if value is None:
             continue
         key = _name(str(key))
         group = _STATUS_GROUP.match(key)
-        prefix = "mysql_global_status_"
         if group is None:
             families[prefix + key] = _single(
                 prefix + key, "Generic metric from SHOW GLOBAL STATUS.", "unknown", value
             )
             continue
         kind, rest = group.groups()
-        if kind == "com":
+        if kind in _LABELLED_COUNTERS:
+            name, help_text, label = _LABELLED_COUNTERS[kind]
+            family(CounterMetricFamily, prefix + name, help_text, [label]).add_metric([rest], value)
+        elif rest in ("data", "free", "misc", "old"):  # innodb_buffer_pool_pages_*
             family(
-                CounterMetricFamily,
-                prefix + "commands_total",
-                "Total number of executed MySQL commands.",
-                ["command"],
+                GaugeMetricFamily,
+                prefix + "buffer_pool_pages",
+                "Innodb buffer pool pages by state.",
+                ["state"],
             ).add_metric([rest], value)
-        elif kind == "handler":
+        elif rest == "dirty":
+            family(
+                GaugeMetricFamily,
+                prefix + "buffer_pool_dirty_pages",
+                "Innodb buffer pool dirty pages.",
+            ).add_metric([], value)
+        elif rest != "total":
             family(
                 CounterMetricFamily,
-                prefix + "handlers_total",
-                "Total number of executed MySQL handlers.",
-                ["handler"],
-            ).add_metric([rest], value)
-        elif kind == "connection_errors":
-            family(
-                CounterMetricFamily,
-                prefix + "connection_errors_total",
-                "Total number of MySQL connection errors.",
-                ["error"],
-            ).add_metric([rest], value)
-        elif kind == "innodb_buffer_pool_pages":
-            if rest in ("data", "free", "misc", "old"):
-                family(
-                    GaugeMetricFamily,
-                    prefix + "buffer_pool_pages",
-                    "Innodb buffer pool pages by state.",
-                    ["state"],
-                ).add_metric([rest], value)
-            elif rest == "dirty":
-                family(
-                    GaugeMetricFamily,
-                    prefix + "buffer_pool_dirty_pages",
-                    "Innodb buffer pool dirty pages.",
-                ).add_metric([], value)
-            elif rest != "total":
-                family(
-                    CounterMetricFamily,
-                    prefix + "buffer_pool_page_changes_total",
-                    "Innodb buffer pool page state changes.",
-                    ["operation"],
-                ).add_metric([rest], value)
-        elif kind == "innodb_rows":
-            family(
-                CounterMetricFamily,
-                prefix + "innodb_row_ops_total",
-                "Total number of MySQL InnoDB row operations.",
+                prefix + "buffer_pool_page_changes_total",
+                "Innodb buffer pool page state changes.",
                 ["operation"],
-            ).add_metric([rest], value)
-        else:  # performance_schema_*_lost
-            family(
-                CounterMetricFamily,
-                prefix + "performance_schema_lost_total",
-                "Total number of MySQL instrumentations that could not be loaded or created "
-                "due to memory constraints.",
-                ["instrumentation"],
             ).add_metric([rest], value)
     return list(families.values())
 
