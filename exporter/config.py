@@ -304,7 +304,9 @@ class _OptionFile(configparser.ConfigParser):
         return optionstr.strip().lower().replace("_", "-")
 
 
-def _tls_from_cnf(label: str, client: Any, field: Any) -> TLSSettings:
+def _tls_from_cnf(
+    label: str, client: configparser.SectionProxy, field: Callable[[str], str]
+) -> TLSSettings:
     # MariaDB's client spells "no TLS" skip-ssl or ssl=0, and "verify the server"
     # ssl-verify-server-cert; mysqld_exporter reads ssl-skip-verfication (sic).
     def flag(key: str) -> bool:

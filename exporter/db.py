@@ -129,21 +129,24 @@ def tls_context(settings: TLSSettings) -> ssl.SSLContext | None:
     if settings.verifies:
         context.verify_mode = ssl.CERT_REQUIRED
         context.check_hostname = settings.mode == "VERIFY_IDENTITY"
-    option = "ssl-ca"
     try:
-        if settings.verifies:
-            if settings.ca:
-                context.load_verify_locations(cafile=settings.ca)
-            else:
-                context.load_default_certs(ssl.Purpose.SERVER_AUTH)
-        if settings.cert:
-            option = "ssl-cert"
-            context.load_cert_chain(settings.cert, settings.key)
+        if settings.verifies and settings.ca:
+            context.load_verify_locations(cafile=settings.ca)
+        elif settings.verifies:
+            context.load_default_certs(ssl.Purpose.SERVER_AUTH)
     except (ssl.SSLError, OSError) as exc:
-        path = settings.ca if option == "ssl-ca" else settings.cert
-        reason = getattr(exc, "reason", None) or exc.strerror or type(exc).__name__
-        raise ConfigError(str(path), option, f"cannot be loaded: {reason}") from None
+        raise _unloadable(settings.ca or "the system CA store", "ssl-ca", exc) from None
+    if settings.cert:
+        try:
+            context.load_cert_chain(settings.cert, settings.key)
+        except (ssl.SSLError, OSError) as exc:
+            raise _unloadable(settings.cert, "ssl-cert", exc) from None
     return context
+
+
+def _unloadable(path: str, option: str, exc: OSError) -> ConfigError:
+    reason = getattr(exc, "reason", None) or exc.strerror or type(exc).__name__
+    return ConfigError(path, option, f"cannot be loaded: {reason}")
 
 
 class _Connection:
