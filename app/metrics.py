@@ -18,13 +18,13 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
-    ProcessCollector,
     disable_created_metrics,
     generate_latest,
     values,
 )
 
 from app.multiproc import CompactingCollector
+from app.process import ServerProcessCollector, server_pid
 
 __all__ = ["HTTP_BUCKETS", "AppMetrics", "init_metrics", "multiprocess_directory"]
 
@@ -74,8 +74,8 @@ class AppMetrics:
         if shared_dir:
             _use_cached_pid_values()
             CompactingCollector(shared_dir, registry=self.registry)
-        else:
-            ProcessCollector(registry=self.registry)
+        # the whole server's CPU and memory, whichever worker answers the scrape
+        ServerProcessCollector(server_pid(), registry=self.registry)
         self.requests = Counter(
             "http_requests_total",
             "HTTP requests answered, by method, route template and status code.",

@@ -54,6 +54,10 @@ def run_server(options: ServerOptions) -> None:
     # Must be set before prometheus_client is imported anywhere in this process or a worker.
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
     from app.multiproc import fold_dead_worker, prepare_directory
+    from app.process import SERVER_PID_ENV
+
+    # gunicorn's master runs in this process; its workers add it up with themselves
+    os.environ[SERVER_PID_ENV] = str(os.getpid())
 
     def on_starting(server: Any) -> None:
         prepare_directory(metrics_dir)

@@ -193,3 +193,62 @@ def require_tool(name: str, package: str) -> str:
             pytest.fail(f"{name} is required in CI (Debian package {package})")
         pytest.skip(f"{name} is not installed")
     return found
+
+
+@dataclass(frozen=True)
+class Cgroup:
+    """A cgroup of the test's own: ``prefix`` runs a command inside it."""
+
+    folders: tuple[Path, ...]
+
+    @property
+    def prefix(self) -> list[str]:
+        procs = [str(folder / "cgroup.procs") for folder in self.folders]
+        # the shell moves itself in, then becomes the command: every child inherits it
+        script = "for f in " + " ".join(procs) + '; do echo $$ > "$f" || exit 97; done; exec "$@"'
+        return ["sh", "-c", script, "sh"]
+
+
+@contextmanager
+def limited_cgroup(cpu_cores: float, memory_bytes: int) -> Iterator[Cgroup]:
+    """A cgroup (v2, else v1) limited to ``cpu_cores`` and ``memory_bytes``, removed after.
+
+    Needs root and a writable cgroup filesystem; skipped without them, failed in CI.
+    Processes started inside must be stopped before the block ends.
+    """
+    name = f"sre-test-{secrets.token_hex(4)}"
+    root = Path("/sys/fs/cgroup")
+    quota = int(cpu_cores * 100_000)
+    if (root / "cgroup.controllers").exists():  # the unified hierarchy
+        settings = {root / name: {"cpu.max": f"{quota} 100000", "memory.max": str(memory_bytes)}}
+    else:
+        settings = {
+            root / "cpu" / name: {"cpu.cfs_period_us": "100000", "cpu.cfs_quota_us": str(quota)},
+            root / "memory" / name: {"memory.limit_in_bytes": str(memory_bytes)},
+        }
+    made: list[Path] = []
+    try:
+        for folder, values in settings.items():
+            folder.mkdir()
+            made.append(folder)
+            for key, value in values.items():
+                (folder / key).write_text(value)
+    except OSError as exc:
+        for folder in made:
+            folder.rmdir()
+        if IN_CI:
+            pytest.fail(f"a cgroup with CPU and memory limits is required in CI: {exc}")
+        pytest.skip(f"cannot make a cgroup here: {exc}")
+    try:
+        yield Cgroup(tuple(made))
+    finally:
+        for folder in made:
+            deadline = time.monotonic() + 10
+            while True:  # the last process may take a moment to leave
+                try:
+                    folder.rmdir()
+                    break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.1)

@@ -28,6 +28,8 @@ class Server:
     url: str
     metrics_dir: Path
     log: Path
+    #: ``sre app serve``, which is the gunicorn master
+    process: subprocess.Popen[bytes]
 
     def admin_headers(self, database_url: str) -> dict[str, str]:
         env = {**os.environ, "DATABASE_URL": database_url}
@@ -57,7 +59,7 @@ def start_server(tmp_path: Path, launch: Callable[..., Any]) -> Callable[..., Se
         metrics_dir = tmp_path / f"metrics-{port}"
         log = tmp_path / f"server-{port}.log"
         url = f"http://127.0.0.1:{port}"
-        launch(
+        process = launch(
             [
                 SRE,
                 "app",
@@ -77,7 +79,7 @@ def start_server(tmp_path: Path, launch: Callable[..., Any]) -> Callable[..., Se
             f"{url}/api/ready",
             env={**os.environ, "DATABASE_URL": database_url, "SRE_ACCESS_LOG": "false"},
         )
-        return Server(url, metrics_dir, log)
+        return Server(url, metrics_dir, log, process)
 
     return start
 
