@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
+from importlib import metadata
 
 from sre.errors import SreError
 
-__all__ = ["DEFAULT_DATABASE_URL", "Config", "ConfigError", "load_config"]
+__all__ = ["DEFAULT_DATABASE_URL", "Config", "ConfigError", "installed_version", "load_config"]
 
 DEFAULT_DATABASE_URL = "sqlite:///var/elibrary.sqlite3"
 
@@ -47,10 +48,20 @@ class Config:
     log_level: str = "INFO"
     #: where a fault-injection JSON file lives; unset means no fault code runs
     fault_file: str | None = None
-    build_version: str = "0.1.0"
+    #: the installed package's version (``elibrary_build_info``'s ``version`` label)
+    build_version: str = field(default_factory=lambda: installed_version())
+    #: the source revision the build was made from, ``SRE_BUILD_REVISION``
     build_revision: str = "unknown"
     #: seconds a client should wait before retrying when the database is down
     retry_after_s: int = 5
+
+
+def installed_version() -> str:
+    """The version of the installed ``elibrary-sre`` package, as its metadata says."""
+    try:
+        return metadata.version("elibrary-sre")
+    except metadata.PackageNotFoundError:  # running from a source tree nobody installed
+        return "0+unknown"
 
 
 _ENV = {
