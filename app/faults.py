@@ -4,6 +4,10 @@ Only installed when ``SRE_FAULT_FILE`` is set. The file is JSON such as
 ``{"error_ratio": 0.05, "latency_ms": 250, "route": "/api/books"}``; every worker re-reads it
 when its modification time changes, so a test turns a fault on and off without a restart.
 A missing or empty file means no fault; a malformed one is logged and ignored.
+
+Two faults stand for saturation: ``cpu_ms`` burns CPU in every matching request (a costly
+regression) and ``memory_mb`` makes each worker hold that much memory, from its next request
+until the fault changes (a leak), so the CPU and memory alerts can be shown firing.
 """
 
 from __future__ import annotations
@@ -34,6 +38,10 @@ class Fault:
     latency_ms: float = 0.0
     #: a route template (DESIGN.md names) to limit the fault to; None means every route
     route: str | None = None
+    #: milliseconds of CPU burnt in every matching request, 0 to 10000
+    cpu_ms: float = 0.0
+    #: MiB each worker holds while the fault lasts, 0 to 4096
+    memory_mb: int = 0
 
 
 _NO_FAULT = Fault()
@@ -46,19 +54,32 @@ def parse_fault(text: str) -> Fault:
     data = json.loads(text)
     if not isinstance(data, dict):
         raise ValueError("must be a JSON object")
-    unknown = set(data) - {"error_ratio", "latency_ms", "route"}
+    unknown = set(data) - {"error_ratio", "latency_ms", "route", "cpu_ms", "memory_mb"}
     if unknown:
         raise ValueError(f"unknown keys: {', '.join(sorted(unknown))}")
     ratio = float(data.get("error_ratio", 0.0))
     latency = float(data.get("latency_ms", 0.0))
     route = data.get("route")
+    cpu = float(data.get("cpu_ms", 0.0))
+    memory = data.get("memory_mb", 0)
     if not 0.0 <= ratio <= 1.0:
         raise ValueError("error_ratio must be between 0 and 1")
     if not 0.0 <= latency <= 60_000:
         raise ValueError("latency_ms must be between 0 and 60000")
     if route is not None and not isinstance(route, str):
         raise ValueError("route must be a string")
-    return Fault(ratio, latency, route)
+    if not 0.0 <= cpu <= 10_000:
+        raise ValueError("cpu_ms must be between 0 and 10000")
+    if not isinstance(memory, int) or not 0 <= memory <= 4096:
+        raise ValueError("memory_mb must be a whole number between 0 and 4096")
+    return Fault(ratio, latency, route, cpu, memory)
+
+
+def _burn_cpu(milliseconds: float) -> None:
+    """Keep this thread on the CPU for ``milliseconds`` of its own CPU time."""
+    end = time.thread_time() + milliseconds / 1000
+    while time.thread_time() < end:
+        pass
 
 
 class _FaultFile:
@@ -66,12 +87,14 @@ class _FaultFile:
         self._path = path
         self._mtime: float | None = None
         self._fault = _NO_FAULT
+        #: what ``memory_mb`` makes this worker hold; dropped when the fault changes
+        self.held = bytearray()
 
     def current(self) -> Fault:
         try:
             mtime = os.stat(self._path).st_mtime_ns
         except FileNotFoundError:
-            self._mtime, self._fault = None, _NO_FAULT
+            self._mtime, self._fault, self.held = None, _NO_FAULT, bytearray()
             return self._fault
         if mtime != self._mtime:
             self._mtime = mtime
@@ -82,6 +105,8 @@ class _FaultFile:
             except (OSError, ValueError) as exc:
                 log.error("fault file ignored", extra={"path": self._path, "error": str(exc)})
                 self._fault = _NO_FAULT
+            # written to, not only allocated, so the pages are really resident
+            self.held = bytearray(b"\x01") * (self._fault.memory_mb << 20)
         return self._fault
 
 
@@ -99,5 +124,7 @@ def init_faults(app: Flask, path: str) -> None:
             return
         if fault.latency_ms:
             time.sleep(fault.latency_ms / 1000)
+        if fault.cpu_ms:
+            _burn_cpu(fault.cpu_ms)
         if fault.error_ratio and random.random() < fault.error_ratio:
             raise ApiError(500, "Internal Server Error", "Injected fault (SRE_FAULT_FILE).")

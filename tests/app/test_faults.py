@@ -70,8 +70,19 @@ def test_a_malformed_fault_file_is_ignored(tmp_path: Path) -> None:
         ('{"latency_ms": -1}', "latency_ms must be between"),
         ('{"oops": 1}', "unknown keys: oops"),
         ("[1]", "must be a JSON object"),
+        ('{"cpu_ms": 20000}', "cpu_ms must be between 0 and 10000"),
+        ('{"memory_mb": 1.5}', "memory_mb must be a whole number"),
+        ('{"memory_mb": 5000}', "memory_mb must be a whole number between 0 and 4096"),
     ],
-    ids=["ratio above one", "negative latency", "unknown key", "not an object"],
+    ids=[
+        "ratio above one",
+        "negative latency",
+        "unknown key",
+        "not an object",
+        "too much CPU",
+        "a fraction of a MiB",
+        "too much memory",
+    ],
 )
 def test_fault_files_are_validated(text: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
@@ -87,3 +98,34 @@ def test_latency_is_injected(tmp_path: Path) -> None:
     started = time.monotonic()
     client.get("/api/health")
     assert time.monotonic() - started >= 0.15
+
+
+def test_cpu_is_burnt_in_matching_requests_only(tmp_path: Path) -> None:
+    import time
+
+    fault_file = tmp_path / "fault.json"
+    client = make_client(tmp_path, fault_file)
+    write(fault_file, {"cpu_ms": 200, "route": "/api/books"})
+    started = time.thread_time()
+    client.get("/api/books")
+    assert time.thread_time() - started >= 0.2  # CPU time, not sleep
+    started = time.thread_time()
+    client.get("/api/health")
+    assert time.thread_time() - started < 0.1
+
+
+def _resident_bytes() -> int:
+    return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGESIZE")
+
+
+def test_memory_is_held_while_the_fault_lasts(tmp_path: Path) -> None:
+    fault_file = tmp_path / "fault.json"
+    client = make_client(tmp_path, fault_file)
+    client.get("/api/health")
+    before = _resident_bytes()
+    write(fault_file, {"memory_mb": 64})
+    client.get("/api/health")
+    assert _resident_bytes() - before > 60 << 20
+    write(fault_file, {"memory_mb": 0})
+    client.get("/api/health")
+    assert _resident_bytes() - before < 16 << 20
