@@ -147,39 +147,33 @@ def _service() -> RuleGroup:
 
 
 def _saturation() -> RuleGroup:
+    # The app exports the whole server's usage (gunicorn master and workers together) and the
+    # limits it runs under: its cgroup's CPU quota and memory limit, which in Kubernetes are
+    # the container's own, else the machine's. One expression serves every platform.
     app = app_selector()
-    container = 'container="elibrary"'
     return RuleGroup(
         "elibrary-saturation",
         (
             Alert(
                 "ElibraryHighCpu",
-                # In Kubernetes: usage against the container's CPU limit. Elsewhere: the
-                # process's CPU seconds per second against one core.
-                "sum by (namespace, pod) "
-                f"(rate(container_cpu_usage_seconds_total{{{container}}}[5m]))"
-                f" / sum by (namespace, pod) (kube_pod_container_resource_limits"
-                f'{{{container}, resource="cpu"}}) > 0.8'
-                f" or sum by (instance) (rate(process_cpu_seconds_total{app}[5m])) > 0.8",
+                f"rate(process_cpu_seconds_total{app}[5m])"
+                f" / elibrary_server_cpu_limit_cores{app} > 0.8",
                 "15m",
                 "warning",
                 "eLibrary CPU above 80% of its limit",
-                "{{ $labels.pod }}{{ $labels.instance }} uses {{ $value | humanizePercentage }} "
-                "of its CPU limit.",
+                "{{ $labels.instance }} uses {{ $value | humanizePercentage }} of the CPU it may "
+                "use (its cgroup's quota, else the machine's cores) over 5 minutes.",
                 _SERVICE_DASHBOARD,
             ),
             Alert(
                 "ElibraryHighMemory",
-                f"sum by (namespace, pod) (container_memory_working_set_bytes{{{container}}})"
-                f" / sum by (namespace, pod) (kube_pod_container_resource_limits"
-                f'{{{container}, resource="memory"}}) > 0.9'
-                f" or process_resident_memory_bytes{app}"
-                f" / (process_virtual_memory_max_bytes{app} > 0) > 0.9",
+                f"process_resident_memory_bytes{app} / elibrary_server_memory_limit_bytes{app}"
+                " > 0.9",
                 "15m",
                 "warning",
                 "eLibrary memory above 90% of its limit",
-                "{{ $labels.pod }}{{ $labels.instance }} uses {{ $value | humanizePercentage }} "
-                "of its memory limit.",
+                "{{ $labels.instance }} uses {{ $value | humanizePercentage }} of the memory it "
+                "may use (its cgroup's limit, else the machine's memory).",
                 _SERVICE_DASHBOARD,
             ),
         ),
@@ -284,14 +278,15 @@ def _mysql() -> RuleGroup:
             ),
             Alert(
                 "ElibraryExporterScrapeErrors",
-                f"sum by (instance) (increase(mysql_exporter_scrape_errors_total{db}[10m]))"
-                f" + sum by (instance) (increase(elibrary_exporter_query_errors_total{db}[10m]))"
-                " > 0",
+                # `or`, not `+`: a sum over a missing side would be empty. Both counters
+                # exist from the first scrape; errors that last, not a blip, warn.
+                f"sum by (instance) (increase(mysql_exporter_scrape_errors_total{db}[5m])"
+                f" or increase(elibrary_exporter_query_errors_total{db}[5m])) > 0",
                 "10m",
                 "warning",
                 "The eLibrary exporter fails to collect some metrics",
-                "{{ $value }} collector or business-query errors in 10 minutes; see the "
-                "exporter's log.",
+                "{{ $value | humanize }} collector or business-query errors in 5 minutes on "
+                "{{ $labels.instance }}; see the exporter's log.",
                 _MYSQL_DASHBOARD,
             ),
         ),
