@@ -16,7 +16,7 @@ import click
 
 from sre.errors import SreError, Unavailable
 
-__all__ = ["main"]
+__all__ = ["all_artifacts", "main"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -340,13 +340,18 @@ def alerts_build(check: bool) -> None:
     _write_or_check(build_artifacts(), check)
 
 
+def all_artifacts() -> dict[str, str]:
+    """Every committed generated file of every component: path from the root → content."""
+    from alerts import build_artifacts as alert_artifacts
+
+    return {**alert_artifacts()}
+
+
 @main.command("generate")
 @click.option("--check", is_flag=True, help="Compare with the committed files; exit 1 if stale.")
 def generate(check: bool) -> None:
     """Rebuild every committed generated artifact of every component."""
-    from alerts import build_artifacts as alert_artifacts
-
-    _write_or_check({**alert_artifacts()}, check)
+    _write_or_check(all_artifacts(), check)
 
 
 @app_group.group("users")
