@@ -115,6 +115,14 @@ class MySQLTarget:
         """host:port or the socket path, for logs."""
         return self.unix_socket or f"{self.host}:{self.port}"
 
+    def redact(self, text: str) -> str:
+        """``text`` with the password blanked out.
+
+        For messages of exceptions nobody vetted (a collector's bug, a driver's surprise):
+        what they hold is unknown, and a log line must never show the password.
+        """
+        return text.replace(self.password, "<password>") if self.password else text
+
     def __repr__(self) -> str:  # keeps the password out of tracebacks and debug logs
         return f"MySQLTarget(user={self.user!r}, address={self.address!r})"
 

@@ -80,6 +80,14 @@ class MySQLClient:
             # package (caching_sha2_password over plain TCP on MySQL 8, MariaDB's ed25519);
             # the message names the package and the method, never the password.
             raise QueryFailed(f"cannot connect to {t.address}: {exc}") from None
+        except Exception as exc:
+            # Whatever else the handshake raises (struct.error from a peer that is not
+            # MySQL, an encoding error) is still no connection; its message was never vetted.
+            kind = type(exc)
+            raise QueryFailed(
+                f"cannot connect to {t.address}: {kind.__module__}.{kind.__qualname__}: "
+                f"{t.redact(str(exc))}"
+            ) from None
         return _Connection(raw)
 
     @contextmanager

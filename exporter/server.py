@@ -3,7 +3,8 @@
 A small threaded WSGI server, as prometheus-client's own ``start_http_server`` uses, so
 concurrent scrapes are served side by side; each scrape gets the time budget Prometheus
 announces in ``X-Prometheus-Scrape-Timeout-Seconds`` (less an offset for the answer's
-journey), or ``default_budget_s`` without the header.
+journey), or ``default_budget_s`` without the header. ``Exporter.scrape`` answers whatever
+fails inside it, so ``/metrics`` answers 200.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4
 from exporter.collector import Exporter
 from exporter.exposition import render
 
-__all__ = ["make_wsgi_app", "serve"]
+__all__ = ["make_http_server", "make_wsgi_app", "serve"]
 
 log = logging.getLogger("elibrary.exporter")
 
@@ -87,20 +88,28 @@ class _QuietHandler(WSGIRequestHandler):
         log.debug("request", extra={"line": format % args})
 
 
-def serve(exporter: Exporter, host: str, port: int, default_budget_s: float = 10.0) -> None:
-    """Serve until interrupted."""
-    server = make_server(
+def make_http_server(
+    exporter: Exporter, host: str, port: int, default_budget_s: float = 10.0
+) -> WSGIServer:
+    """The threaded HTTP server of one exporter, bound (port 0: any free one), not serving yet."""
+    return make_server(
         host,
         port,
         make_wsgi_app(exporter, default_budget_s),
         server_class=_ThreadingServer,
         handler_class=_QuietHandler,
     )
+
+
+def serve(exporter: Exporter, host: str, port: int, default_budget_s: float = 10.0) -> None:
+    """Serve until interrupted."""
+    server = make_http_server(exporter, host, port, default_budget_s)
+    target = exporter.client.target
     log.info(
         "listening",
         extra={
             "address": f"http://{host}:{port}/metrics",
-            "mysql": exporter.client.target.address,
+            "mysql": target.address,
             "queries": len(exporter.runner.specs),
         },
     )

@@ -1,20 +1,25 @@
 """Real servers for the exporter's tests: a seeded library database, a least-privilege
-MySQL user (the grants docs/exporter.md gives), and the exporter as a real process."""
+MySQL user (the grants docs/exporter.md gives), and the exporter as a real process, or
+in-process behind its real HTTP server when a test injects parts of it."""
 
 from __future__ import annotations
 
 import os
 import secrets
 import subprocess
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pymysql
 import pytest
 import requests
 
+from exporter import Exporter
+from exporter.server import make_http_server
 from tests.conftest import (
     MYSQL_HOST,
     MYSQL_PORT,
@@ -131,3 +136,24 @@ def start_exporter(
         return RunningExporter(url, log, process)
 
     return start
+
+
+@pytest.fixture
+def serve_in_process() -> Iterator[Callable[[Exporter], str]]:
+    """Serve an Exporter built by the test (its own scrapers, say) through the exporter's
+    real HTTP server on a free port; gives the base URL. Stopped and closed afterwards."""
+    running: list[tuple[Exporter, Any, threading.Thread]] = []
+
+    def start(exporter: Exporter) -> str:
+        server = make_http_server(exporter, "127.0.0.1", 0)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        running.append((exporter, server, thread))
+        return f"http://127.0.0.1:{server.server_port}"
+
+    yield start
+    for exporter, server, thread in running:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)
+        exporter.close()
