@@ -14,6 +14,7 @@ from exporter.config import (
     QuerySpec,
     load_mysql_target,
     load_queries,
+    missing_database,
 )
 from exporter.db import MySQLClient, QueryFailed
 
@@ -31,15 +32,28 @@ __all__ = [
 ]
 
 
-def check_queries(client: MySQLClient, specs: Sequence[QuerySpec], file: str) -> None:
+def check_queries(
+    client: MySQLClient, specs: Sequence[QuerySpec], file: str, *, require_database: bool = False
+) -> None:
     """Run every query once; ConfigError naming each one that fails or has the wrong shape.
 
     QueryFailed (not ConfigError) when the server cannot be reached at all: that says
     nothing about the file.
+
+    Credentials without a database leave nothing to run but the connection. At ``serve``
+    start-up that is no error: a my.cnf written for mysqld_exporter must keep working, and
+    the exporter then serves server metrics only (exporter.server logs how to add the
+    queries). With ``require_database``, what ``sre exporter check`` needs since it exists
+    to run the queries, it is a ConfigError naming the options file and its missing
+    ``database``, raised before connecting as bad input is.
     """
-    problems: list[ConfigError] = []
+    if client.target.database is None and require_database:
+        raise missing_database(client.target)
     with client.connection():
         pass  # connect first, so an unreachable server is not blamed on every query
+    if client.target.database is None:
+        return
+    problems: list[ConfigError] = []
     for index, spec in enumerate(specs):
         try:
             with client.connection() as conn:

@@ -43,6 +43,8 @@ class Exporter:
     """State shared by all scrapes: the client, the query runner and the error counts.
 
     ``scrapers`` are the MySQL server collectors (mysqld_exporter's defaults unless given).
+    The business queries run only when the credentials name a database; without one
+    ``elibrary_exporter_queries_enabled`` is 0 and only server metrics are served.
     """
 
     def __init__(
@@ -54,6 +56,7 @@ class Exporter:
         self.client = client
         self.scrapers = tuple(scrapers)
         self.runner = QueryRunner(tuple(queries), redact=client.target.redact)
+        self.queries_enabled = client.target.database is not None
         self._lock = threading.Lock()
         self._scrapes = 0
         # every label value there can be, at 0, so the counter's series exist before an error
@@ -78,7 +81,11 @@ class Exporter:
                 durations[CONNECTION] = time.perf_counter() - started
                 up = True
                 # started first: they run on their own connections while the collectors run
-                pending = self.runner.start(self._business_query, deadline)
+                pending = (
+                    self.runner.start(self._business_query, deadline)
+                    if self.queries_enabled
+                    else []
+                )
                 for scraper in self.scrapers:
                     families.extend(self._collect(scraper, conn, deadline, durations, failed))
                 families.extend(self.runner.finish(pending, deadline))
@@ -158,6 +165,11 @@ class Exporter:
             "Whether each collector succeeded in the last scrape.",
             labels=["collector"],
         )
+        enabled = GaugeMetricFamily(
+            "elibrary_exporter_queries_enabled",
+            "Whether the business queries run (1), or are not configured because the MySQL "
+            "credentials name no database (0).",
+        )
         with self._lock:
             scrapes.add_metric([], self._scrapes)
             for label, count in sorted(self._errors.items()):
@@ -166,6 +178,9 @@ class Exporter:
         for label, seconds in durations.items():
             duration.add_metric([label], seconds)
             success.add_metric([label], 0.0 if label in failed else 1.0)
+        enabled.add_metric([], 1.0 if self.queries_enabled else 0.0)
+        # the query self-metrics even when the queries do not run: every error counter has
+        # its series from the first scrape, whatever the configuration
         return [
             mysql_up,
             scrapes,
@@ -173,6 +188,7 @@ class Exporter:
             last,
             duration,
             success,
+            enabled,
             *self.runner.self_metrics(),
         ]
 

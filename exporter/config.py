@@ -38,8 +38,10 @@ __all__ = [
     "MySQLTarget",
     "QuerySpec",
     "TLSSettings",
+    "database_advice",
     "load_mysql_target",
     "load_queries",
+    "missing_database",
     "parse_duration",
 ]
 
@@ -109,6 +111,8 @@ class MySQLTarget:
     #: schema the business queries read (``database`` in [client]); None for server metrics only
     database: str | None = None
     tls: TLSSettings = TLSSettings()
+    #: the options file the credentials were read from; None when from SRE_MYSQL_* variables
+    options_file: str | None = None
 
     @property
     def address(self) -> str:
@@ -125,6 +129,30 @@ class MySQLTarget:
 
     def __repr__(self) -> str:  # keeps the password out of tracebacks and debug logs
         return f"MySQLTarget(user={self.user!r}, address={self.address!r})"
+
+
+def database_advice(target: MySQLTarget) -> str:
+    """How to name the schema the business queries read, where these credentials come from."""
+    if target.options_file is None:
+        return "set SRE_MYSQL_DATABASE=<schema>"
+    return (
+        f"add database=<schema> under [client] in {target.options_file}, "
+        "or set SRE_MYSQL_DATABASE=<schema>"
+    )
+
+
+def missing_database(target: MySQLTarget) -> ConfigError:
+    """The error of a command that must run the business queries but has no schema."""
+    if target.options_file is None:
+        return ConfigError(
+            "environment", "SRE_MYSQL_DATABASE", "is not set: the business queries need a schema"
+        )
+    return ConfigError(
+        target.options_file,
+        "[client].database",
+        "is missing: the business queries need a schema "
+        "(add database=<schema> there, or set SRE_MYSQL_DATABASE=<schema>)",
+    )
 
 
 def parse_duration(raw: object) -> float:
@@ -267,6 +295,7 @@ def load_mysql_target(my_cnf: str | None, env: Mapping[str, str] | None = None) 
     Environment: SRE_MYSQL_USER, SRE_MYSQL_PASSWORD or SRE_MYSQL_PASSWORD_FILE,
     SRE_MYSQL_HOST (default 127.0.0.1), SRE_MYSQL_PORT (default 3306), SRE_MYSQL_DATABASE,
     and for TLS SRE_MYSQL_SSL_MODE, SRE_MYSQL_SSL_CA, SRE_MYSQL_SSL_CERT, SRE_MYSQL_SSL_KEY.
+    SRE_MYSQL_DATABASE also names the schema when the options file has no ``database``.
     """
     env = os.environ if env is None else env
     if my_cnf is None and env.get("SRE_MYSQL_USER"):
@@ -301,8 +330,11 @@ def load_mysql_target(my_cnf: str | None, env: Mapping[str, str] | None = None) 
         user=user,
         password=field("password"),
         unix_socket=field("socket") or None,
-        database=field("database") or None,
+        # A file written for mysqld_exporter has no database; its owner keeps the file as it
+        # is and names the schema in the environment instead. The file wins when both do.
+        database=field("database") or env.get("SRE_MYSQL_DATABASE") or None,
         tls=_tls_from_cnf(label, client, field),
+        options_file=label,
     )
 
 

@@ -18,6 +18,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4
 
 from exporter.collector import Exporter
+from exporter.config import database_advice
 from exporter.exposition import render
 
 __all__ = ["make_http_server", "make_wsgi_app", "serve"]
@@ -105,12 +106,20 @@ def serve(exporter: Exporter, host: str, port: int, default_budget_s: float = 10
     """Serve until interrupted."""
     server = make_http_server(exporter, host, port, default_budget_s)
     target = exporter.client.target
+    if not exporter.queries_enabled:
+        # A my.cnf written for mysqld_exporter has no database: serve what it allows, and
+        # say once how to get the rest.
+        log.warning(
+            "business queries not configured, serving MySQL server metrics only: "
+            f"the MySQL credentials name no database; {database_advice(target)}",
+            extra={"my_cnf": target.options_file or "environment"},
+        )
     log.info(
         "listening",
         extra={
             "address": f"http://{host}:{port}/metrics",
             "mysql": target.address,
-            "queries": len(exporter.runner.specs),
+            "queries": len(exporter.runner.specs) if exporter.queries_enabled else 0,
         },
     )
     try:

@@ -192,6 +192,7 @@ def test_a_failure_outside_the_collectors_still_answers_with_the_self_metrics(
         got = scrape(url)
     assert got["mysql_up"] == 1 and got["mysql_exporter_last_scrape_error"] == 1
     assert got["mysql_exporter_scrapes_total"] == 1
+    assert got["elibrary_exporter_queries_enabled"] == 1
     for label in ["connection", *COLLECTORS]:
         assert got[f"mysql_exporter_scrape_errors_total{{collector={label}}}"] == 0
     for name in QUERIES:

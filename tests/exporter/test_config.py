@@ -9,8 +9,11 @@ import pytest
 from exporter.config import (
     DEFAULT_QUERIES,
     ConfigError,
+    MySQLTarget,
+    database_advice,
     load_mysql_target,
     load_queries,
+    missing_database,
     parse_duration,
 )
 
@@ -85,6 +88,61 @@ def test_my_cnf_is_read_like_the_mysql_client(tmp_path: Path) -> None:
         "elibrary",
     )
     assert "s3cret" not in repr(target)
+
+
+@pytest.mark.parametrize(
+    ("file_says", "env", "database"),
+    [
+        ("", {}, None),
+        ("", {"SRE_MYSQL_DATABASE": "elibrary"}, "elibrary"),
+        ("database=library\n", {"SRE_MYSQL_DATABASE": "elibrary"}, "library"),
+        ("database=library\n", {}, "library"),
+    ],
+    ids=[
+        "mysqld_exporter's file: no database",
+        "the environment completes the file",
+        "the file wins over the environment",
+        "the file alone",
+    ],
+)
+def test_the_database_of_a_my_cnf(
+    tmp_path: Path, file_says: str, env: dict[str, str], database: str | None
+) -> None:
+    cnf = tmp_path / "my.cnf"
+    cnf.write_text("[client]\nuser=exporter\npassword=pw\nhost=db\n" + file_says)
+    target = load_mysql_target(str(cnf), env=env)
+    assert (target.database, target.options_file) == (database, str(cnf))
+
+
+@pytest.mark.parametrize(
+    ("target", "advice", "error"),
+    [
+        (
+            MySQLTarget(user="x", options_file="/etc/exporter.my.cnf"),
+            "add database=<schema> under [client] in /etc/exporter.my.cnf, "
+            "or set SRE_MYSQL_DATABASE=<schema>",
+            "/etc/exporter.my.cnf: [client].database: is missing: the business queries need a "
+            "schema (add database=<schema> there, or set SRE_MYSQL_DATABASE=<schema>)",
+        ),
+        (
+            MySQLTarget(user="x"),
+            "set SRE_MYSQL_DATABASE=<schema>",
+            "environment: SRE_MYSQL_DATABASE: is not set: the business queries need a schema",
+        ),
+    ],
+    ids=["from a my.cnf", "from the environment"],
+)
+def test_a_missing_database_says_where_to_name_it(
+    target: MySQLTarget, advice: str, error: str
+) -> None:
+    assert database_advice(target) == advice
+    assert str(missing_database(target)) == error
+
+
+def test_redact_blanks_out_the_password() -> None:
+    target = MySQLTarget(user="x", password="s3cret")
+    assert target.redact("near 's3cret' and s3cret") == "near '<password>' and <password>"
+    assert MySQLTarget(user="x").redact("no password to hide") == "no password to hide"
 
 
 @pytest.mark.parametrize(

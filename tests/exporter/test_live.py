@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import subprocess
 import time
@@ -14,7 +16,15 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.db import Database
-from exporter import MySQLClient, load_mysql_target
+from exporter import (
+    DEFAULT_QUERIES,
+    ConfigError,
+    MySQLClient,
+    QueryFailed,
+    check_queries,
+    load_mysql_target,
+    load_queries,
+)
 from exporter.mysql import _names_and_values
 from tests.conftest import SRE, free_port, require_tool, stop, wait_until_ready
 from tests.exporter.conftest import LibraryDatabase, RunningExporter
@@ -46,6 +56,27 @@ def families(text: str) -> dict[str, tuple[str, frozenset[str]]]:
 def write_queries(path: Path, body: str) -> Path:
     path.write_text("queries:\n" + body)
     return path
+
+
+def without_database(library_db: LibraryDatabase, tmp_path: Path) -> Path:
+    """The exporter user's my.cnf as mysqld_exporter reads it: [client] without database."""
+    my_cnf = tmp_path / "mysqld_exporter.my.cnf"
+    lines = library_db.my_cnf.read_text().splitlines(keepends=True)
+    my_cnf.write_text("".join(line for line in lines if not line.startswith("database=")))
+    assert my_cnf.read_text() != library_db.my_cnf.read_text()
+    return my_cnf
+
+
+def log_lines(exporter: RunningExporter, containing: str) -> list[dict[str, object]]:
+    return [
+        json.loads(line)
+        for line in exporter.log.read_text().splitlines()
+        if containing in line and line.startswith("{")
+    ]
+
+
+#: the environment of a process that must see no SRE_MYSQL_DATABASE
+_NO_DATABASE_ENV = {k: v for k, v in os.environ.items() if k != "SRE_MYSQL_DATABASE"}
 
 
 def test_a_scrape_has_server_and_business_metrics(
@@ -261,3 +292,94 @@ def test_packed_reads_give_the_rows_show_gives(library_db: LibraryDatabase) -> N
     finally:
         client.close()
     assert statements == ["SELECT", "SHOW", "SELECT", "SHOW"]  # the packed read was used
+
+
+@pytest.mark.parametrize(
+    "with_database", [False, True], ids=["mysqld_exporter's my.cnf, no database", "a database"]
+)
+def test_business_queries_run_only_when_the_credentials_name_a_database(
+    library_db: LibraryDatabase,
+    start_exporter: Callable[..., RunningExporter],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    with_database: bool,
+) -> None:
+    monkeypatch.delenv("SRE_MYSQL_DATABASE", raising=False)  # the exporter inherits this
+    my_cnf = library_db.my_cnf if with_database else without_database(library_db, tmp_path)
+    exporter = start_exporter(my_cnf)  # with the start-up check of the queries, as by default
+    got = values(exporter.scrape())
+    assert got["mysql_up"] == 1 and got["mysql_exporter_last_scrape_error"] == 0
+    assert got["mysql_global_status_uptime"] > 0
+    assert got["mysql_global_variables_max_connections"] > 0
+    assert got["elibrary_exporter_queries_enabled"] == float(with_database)
+    assert ("elibrary_book_titles" in got) is with_database
+    assert got["elibrary_exporter_query_errors_total{query=elibrary_book_titles}"] == 0
+    warnings = log_lines(exporter, "business queries not configured")
+    if with_database:
+        assert warnings == []
+        return
+    [warning] = warnings
+    assert warning["level"] == "warning"
+    assert (
+        f"add database=<schema> under [client] in {my_cnf}, or set SRE_MYSQL_DATABASE=<schema>"
+        in str(warning["msg"])
+    )
+    assert library_db.password not in exporter.log.read_text()
+
+
+def test_sre_mysql_database_completes_a_my_cnf_without_database(
+    library_db: LibraryDatabase,
+    start_exporter: Callable[..., RunningExporter],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SRE_MYSQL_DATABASE", library_db.name)
+    exporter = start_exporter(without_database(library_db, tmp_path))
+    got = values(exporter.scrape())
+    assert got["elibrary_exporter_queries_enabled"] == 1
+    assert got["elibrary_book_titles"] == 50
+
+
+def test_the_start_up_check_without_a_database_connects_but_does_not_fail(
+    library_db: LibraryDatabase, tmp_path: Path
+) -> None:
+    specs = load_queries(DEFAULT_QUERIES)
+    my_cnf = without_database(library_db, tmp_path)
+    client = MySQLClient(load_mysql_target(str(my_cnf), env={}))
+    try:
+        check_queries(client, specs, str(DEFAULT_QUERIES))  # as serve calls it: no exit
+        with pytest.raises(ConfigError) as caught:
+            check_queries(client, specs, str(DEFAULT_QUERIES), require_database=True)
+    finally:
+        client.close()
+    assert str(caught.value) == (
+        f"{my_cnf}: [client].database: is missing: the business queries need a schema "
+        "(add database=<schema> there, or set SRE_MYSQL_DATABASE=<schema>)"
+    )
+    unreachable = tmp_path / "unreachable.my.cnf"
+    unreachable.write_text(f"[client]\nuser=exporter\nhost=127.0.0.1\nport={free_port()}\n")
+    client = MySQLClient(load_mysql_target(str(unreachable), env={}))
+    with pytest.raises(QueryFailed, match="cannot connect"):  # serve logs this and starts
+        check_queries(client, specs, str(DEFAULT_QUERIES))
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="sre/cli.py's `exporter check` must call check_queries(..., require_database=True); "
+    "until then it passes without running a query",
+)
+def test_check_without_a_database_fails_naming_the_file_and_the_missing_database(
+    library_db: LibraryDatabase, tmp_path: Path
+) -> None:
+    my_cnf = without_database(library_db, tmp_path)
+    result = subprocess.run(
+        [SRE, "exporter", "check", "--my-cnf", str(my_cnf)],
+        capture_output=True,
+        text=True,
+        env=_NO_DATABASE_ENV,
+    )
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == (
+        f"error: {my_cnf}: [client].database: is missing: the business queries need a schema "
+        "(add database=<schema> there, or set SRE_MYSQL_DATABASE=<schema>)\n"
+    )

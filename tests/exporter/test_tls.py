@@ -195,6 +195,7 @@ def test_check_command_reports_a_failed_verification(tls_server: TLSServer, tmp_
     my_cnf.write_text(
         f"[client]\nuser=over_tls\npassword={PASSWORD}\nhost=127.0.0.1\n"
         f"port={tls_server.server.port}\nssl-ca={tls_server.certs.other_ca}\n"
+        "database=mysql\n"  # complete, so that only the link can fail
     )
     done = subprocess.run(
         [SRE, "exporter", "check", "--my-cnf", str(my_cnf)],
