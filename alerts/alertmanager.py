@@ -1,13 +1,14 @@
 """The Alertmanager configuration (0.25) that routes alerts to Slack by severity.
 
-- ``critical`` pages: the Slack incidents channel and a PagerDuty-style webhook;
+- ``critical`` pages: the Slack incidents channel and PagerDuty (Events API v2, through
+  Alertmanager's native ``pagerduty_configs``);
 - ``warning`` goes to the Slack alerts channel;
 - ``info`` goes to the low-priority channel, once (no repeats);
 - a critical alert inhibits the warnings of the same service and family, and a target that
   is down inhibits every other alert from that instance.
 
-Webhook URLs are never written here: Slack URLs come from ``api_url_file``, the paging
-webhook authenticates with a ``credentials_file``. Message texts live in
+Secrets are never written here: Slack URLs come from ``api_url_file``, the PagerDuty
+integration key from ``routing_key_file``. Message texts live in
 ``alerts/templates/elibrary.tmpl``, installed into ``templates_dir``.
 """
 
@@ -30,7 +31,8 @@ class AlertmanagerSettings:
     incidents_channel: str = "#elibrary-incidents"
     alerts_channel: str = "#elibrary-alerts"
     low_priority_channel: str = "#elibrary-info"
-    pager_url: str = "https://pager.elibrary.example/v1/alerts"
+    #: PagerDuty's Events API v2 endpoint; None keeps Alertmanager's default (PagerDuty's own)
+    pagerduty_url: str | None = None
     #: how long to wait, and how often to repeat; test stacks shorten them
     group_wait: str = "30s"
     page_group_wait: str = "10s"
@@ -66,6 +68,24 @@ def _slack(settings: AlertmanagerSettings, channel: str, url_file: str) -> dict[
             },
         ],
     }
+
+
+def _pagerduty(settings: AlertmanagerSettings) -> dict[str, Any]:
+    page: dict[str, Any] = {
+        "routing_key_file": f"{settings.secrets_dir}/pagerduty-routing-key",
+        "send_resolved": True,
+        "severity": '{{ template "elibrary.pagerduty.severity" . }}',
+        "description": '{{ template "elibrary.pagerduty.description" . }}',
+        "client": "eLibrary Alertmanager",
+        "client_url": '{{ template "elibrary.slack.silence" . }}',
+        "links": [
+            {"href": '{{ template "elibrary.slack.runbook" . }}', "text": "Runbook"},
+            {"href": '{{ template "elibrary.slack.dashboard" . }}', "text": "Dashboard"},
+        ],
+    }
+    if settings.pagerduty_url is not None:
+        page["url"] = settings.pagerduty_url
+    return page
 
 
 def build_alertmanager_config(settings: AlertmanagerSettings | None = None) -> dict[str, Any]:
@@ -112,18 +132,7 @@ def build_alertmanager_config(settings: AlertmanagerSettings | None = None) -> d
             {
                 "name": "page",
                 "slack_configs": [_slack(s, s.incidents_channel, "slack-incidents-url")],
-                "webhook_configs": [
-                    {
-                        "url": s.pager_url,
-                        "send_resolved": True,
-                        "http_config": {
-                            "authorization": {
-                                "type": "Bearer",
-                                "credentials_file": f"{s.secrets_dir}/pager-token",
-                            }
-                        },
-                    }
-                ],
+                "pagerduty_configs": [_pagerduty(s)],
             },
             {
                 "name": "slack-alerts",

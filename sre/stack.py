@@ -2,9 +2,9 @@
 
 Starts what is asked of: the app (``sre app serve``), the exporter, Prometheus with a
 generated scrape config and the generated rules (time-scaled so alerts fire in seconds),
-Alertmanager with the generated config pointed at a local Slack-compatible receiver that
-records every message. Every process is stopped when the ``Stack`` context ends, also when
-the test fails.
+Alertmanager with the generated config pointed at local Slack-compatible and PagerDuty
+(Events API v2) receivers that record every message. Every process is stopped when the
+``Stack`` context ends, also when the test fails.
 """
 
 from __future__ import annotations
@@ -30,9 +30,11 @@ import yaml
 from sre.conventions import APP_JOB, EXPORTER_JOB
 
 __all__ = [
+    "PagerDutyReceiver",
     "SlackReceiver",
     "Stack",
     "free_port",
+    "pagerduty_event_errors",
     "scale_durations",
     "stop_process",
     "wait_http",
@@ -72,24 +74,28 @@ def scale_durations(rules_yaml: str, factor: float) -> str:
     return yaml.safe_dump(data, sort_keys=False, width=10_000)
 
 
-@dataclass
-class SlackReceiver:
-    """Records what Alertmanager posts to Slack webhooks; the path names the channel file."""
+class _Recorder:
+    """A local HTTP server that records every JSON body POSTed to it, in a thread."""
 
-    port: int = field(default_factory=free_port)
-    messages: list[dict[str, Any]] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        receiver = self
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.messages: list[dict[str, Any]] = []
+        recorder = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", "0"))
-                body = json.loads(self.rfile.read(length) or b"{}")
-                receiver.messages.append({"path": self.path, "at": time.time(), **body})
-                self.send_response(200)
+                try:
+                    body = json.loads(self.rfile.read(length) or b"{}")
+                except ValueError:
+                    body = None
+                status, answer = recorder.receive(self.path, body)
+                data = json.dumps(answer).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
-                self.wfile.write(b"ok")
+                self.wfile.write(data)
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass
@@ -98,9 +104,12 @@ class SlackReceiver:
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
 
-    def url(self, name: str) -> str:
-        """The webhook URL for one (fake) Slack channel."""
-        return f"http://127.0.0.1:{self.port}/{name}"
+    def receive(self, path: str, body: Any) -> tuple[int, Any]:
+        """Record one request; the status and JSON to answer."""
+        if not isinstance(body, dict):
+            return 400, {"error": "the body is not a JSON object"}
+        self.messages.append({"path": path, "at": time.time(), **body})
+        return 200, {"ok": True}
 
     def wait_for(self, predicate: Any, timeout_s: float) -> dict[str, Any]:
         """The first recorded message matching ``predicate``; AssertionError after timeout."""
@@ -110,11 +119,75 @@ class SlackReceiver:
                 if predicate(message):
                     return message
             time.sleep(0.2)
-        raise AssertionError(f"no matching Slack message in {timeout_s}s; got {self.messages}")
+        raise AssertionError(
+            f"no matching {type(self).__name__} message in {timeout_s}s; got {self.messages}"
+        )
 
     def close(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+class SlackReceiver(_Recorder):
+    """Records what Alertmanager posts to Slack webhooks; the path names the channel file."""
+
+    def url(self, name: str) -> str:
+        """The webhook URL for one (fake) Slack channel."""
+        return f"http://127.0.0.1:{self.port}/{name}"
+
+
+#: what PagerDuty's Events API v2 accepts (developer.pagerduty.com, "Send an Alert Event")
+_PD_ACTIONS = ("trigger", "acknowledge", "resolve")
+_PD_SEVERITIES = ("critical", "error", "warning", "info")
+
+
+def pagerduty_event_errors(event: Any) -> list[str]:
+    """Why PagerDuty would refuse an Events API v2 event; empty when it is valid."""
+    if not isinstance(event, dict):
+        return ["the body is not a JSON object"]
+    errors = []
+    key = event.get("routing_key")
+    if not isinstance(key, str) or len(key) != 32:
+        errors.append("routing_key must be a 32-character integration key")
+    if event.get("event_action") not in _PD_ACTIONS:
+        errors.append(f"event_action must be one of {', '.join(_PD_ACTIONS)}")
+    dedup = event.get("dedup_key")
+    if event.get("event_action") != "trigger" and not dedup:
+        errors.append("dedup_key is required to acknowledge or resolve")
+    if dedup is not None and (not isinstance(dedup, str) or len(dedup) > 255):
+        errors.append("dedup_key must be a string of at most 255 characters")
+    if event.get("event_action") == "trigger":
+        payload = event.get("payload")
+        if not isinstance(payload, dict):
+            return [*errors, "payload is required to trigger"]
+        summary = payload.get("summary")
+        if not isinstance(summary, str) or not 0 < len(summary) <= 1024:
+            errors.append("payload.summary must be 1 to 1024 characters")
+        if not isinstance(payload.get("source"), str) or not payload["source"]:
+            errors.append("payload.source is required")
+        if payload.get("severity") not in _PD_SEVERITIES:
+            errors.append(f"payload.severity must be one of {', '.join(_PD_SEVERITIES)}")
+    return errors
+
+
+class PagerDutyReceiver(_Recorder):
+    """A local stand-in for PagerDuty's Events API v2: validates each event as PagerDuty
+    does, answers as PagerDuty answers (202, or 400 naming the errors), records the valid."""
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v2/enqueue"
+
+    def receive(self, path: str, body: Any) -> tuple[int, Any]:
+        if path != "/v2/enqueue":
+            return 404, {"status": "not found"}
+        errors = pagerduty_event_errors(body)
+        if errors:
+            invalid = {"status": "invalid event", "message": "Event object is invalid"}
+            return 400, {**invalid, "errors": errors}
+        self.messages.append({"path": path, "at": time.time(), **body})
+        accepted = {"status": "success", "message": "Event processed"}
+        return 202, {**accepted, "dedup_key": body.get("dedup_key")}
 
 
 def wait_http(
@@ -186,10 +259,10 @@ class Stack:
         """Stop one process (SIGKILL when ``kill``), waiting for it."""
         stop_process(self.processes[name], kill=kill)
 
-    def restart(self, name: str) -> str:
-        """Start a stopped process again, same command and port."""
-        argv, ready_path, port, env = self._launches[name]
-        return self.start(name, argv, ready_path, port, env)
+    def restart(self, name: str, env: dict[str, str] | None = None) -> str:
+        """Start a stopped process again, same command and port (and ``env`` if given)."""
+        argv, ready_path, port, old_env = self._launches[name]
+        return self.start(name, argv, ready_path, port, env if env is not None else old_env)
 
     def stop_all(self) -> None:
         for name in reversed(list(self.processes)):

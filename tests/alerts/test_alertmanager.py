@@ -14,6 +14,14 @@ from alerts.rules import SEVERITIES
 from sre.generated import REPO_ROOT
 from tests.conftest import require_tool
 
+#: the files under secrets_dir the generated configuration reads
+SECRET_FILES = (
+    "slack-incidents-url",
+    "slack-alerts-url",
+    "slack-info-url",
+    "pagerduty-routing-key",
+)
+
 
 def amtool() -> str:
     return require_tool("amtool", "prometheus-alertmanager")
@@ -24,7 +32,7 @@ def config_file(tmp_path: Path) -> Path:
     """The generated config, pointed at this checkout's templates and dummy secret files."""
     secrets = tmp_path / "secrets"
     secrets.mkdir()
-    for name in ("slack-incidents-url", "slack-alerts-url", "slack-info-url", "pager-token"):
+    for name in SECRET_FILES:
         (secrets / name).write_text("placeholder\n")
     path = tmp_path / "alertmanager.yml"
     path.write_text(
@@ -96,11 +104,31 @@ def test_inhibitions() -> None:
     } in rules
 
 
-def test_no_webhook_url_or_token_is_written_in_the_config() -> None:
+def test_no_webhook_url_or_key_is_written_in_the_config() -> None:
     config = yaml.safe_load(render_alertmanager())
     for receiver in config["receivers"]:
+        assert set(receiver) <= {"name", "slack_configs", "pagerduty_configs"}
         for slack in receiver.get("slack_configs", []):
             assert "api_url" not in slack and slack["api_url_file"].startswith("/etc/")
             assert slack["send_resolved"] is True
-        for hook in receiver.get("webhook_configs", []):
-            assert "credentials" not in hook["http_config"]["authorization"]
+        for page in receiver.get("pagerduty_configs", []):
+            assert not {"routing_key", "service_key", "service_key_file"} & set(page)
+            assert page["routing_key_file"] == "/etc/alertmanager/secrets/pagerduty-routing-key"
+            assert "url" not in page  # PagerDuty's own endpoint unless a test says otherwise
+    files = {
+        value.rsplit("/", 1)[1]
+        for receiver in config["receivers"]
+        for kind in ("slack_configs", "pagerduty_configs")
+        for entry in receiver.get(kind, [])
+        for key, value in entry.items()
+        if key.endswith("_file")
+    }
+    assert files == set(SECRET_FILES)
+
+
+def test_critical_pages_pagerduty_natively_and_nothing_else_does() -> None:
+    receivers = {r["name"]: r for r in yaml.safe_load(render_alertmanager())["receivers"]}
+    assert [r for r in receivers if "pagerduty_configs" in receivers[r]] == ["page"]
+    page = receivers["page"]["pagerduty_configs"][0]
+    assert page["send_resolved"] is True
+    assert [link["text"] for link in page["links"]] == ["Runbook", "Dashboard"]

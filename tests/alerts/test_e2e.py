@@ -1,5 +1,6 @@
 """End to end: real app, exporter, Prometheus and Alertmanager, faults injected for real,
-and the Slack messages on-call would read, caught by a local Slack-compatible receiver.
+and the Slack messages and PagerDuty pages on-call would get, caught by local receivers
+(Slack-compatible, and PagerDuty's Events API v2).
 
 Rules are the generated ones with every duration divided by 30 (5m → 10s) and Prometheus
 evaluating every second, so an alert that needs minutes in production needs seconds here.
@@ -13,17 +14,32 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
+from prometheus_client.parser import text_string_to_metric_families
 
 from alerts import ARTIFACTS, TEMPLATES_DIR, AlertmanagerSettings, render_alertmanager
 from sre.generated import REPO_ROOT
-from sre.stack import SRE, SlackReceiver, Stack, binary, free_port, scale_durations, stack
-from tests.conftest import IN_CI, OwnMariaDB
-from tests.exporter.conftest import exporter_on
+from sre.stack import (
+    SRE,
+    PagerDutyReceiver,
+    SlackReceiver,
+    Stack,
+    binary,
+    free_port,
+    scale_durations,
+    stack,
+)
+from tests.conftest import IN_CI, OwnMariaDB, limited_cgroup
+from tests.exporter.conftest import LibraryDatabase, exporter_on
+from tests.exporter.conftest import library_db as library_db  # fixture
+
+#: a PagerDuty integration key has 32 characters; this one is the test's own
+ROUTING_KEY = "e2e0test0routing0key000000000001"
 
 pytestmark = pytest.mark.integration
 SPEEDUP = 30
@@ -52,8 +68,15 @@ def slack() -> Iterator[SlackReceiver]:
 
 
 @pytest.fixture
+def pagerduty() -> Iterator[PagerDutyReceiver]:
+    receiver = PagerDutyReceiver()
+    yield receiver
+    receiver.close()
+
+
+@pytest.fixture
 def monitoring(
-    tmp_path: Path, binaries: dict[str, str], slack: SlackReceiver
+    tmp_path: Path, binaries: dict[str, str], slack: SlackReceiver, pagerduty: PagerDutyReceiver
 ) -> Iterator[Callable[..., Stack]]:
     """Starts app and/or exporter, then Prometheus and Alertmanager watching them."""
     with stack(tmp_path) as running:
@@ -62,6 +85,7 @@ def monitoring(
             app_env: dict[str, str] | None = None,
             exporter_cnf: Path | None = None,
             exporter_args: list[str] | None = None,
+            app_prefix: list[str] | None = None,
         ) -> Stack:
             app_port = exporter_port = None
             if app_env is not None:
@@ -69,6 +93,7 @@ def monitoring(
                 running.start(
                     "app",
                     [
+                        *(app_prefix or []),
                         SRE,
                         "app",
                         "serve",
@@ -108,12 +133,12 @@ def monitoring(
                 ("slack-info-url", "info"),
             ):
                 (secrets / name).write_text(slack.url(channel))
-            (secrets / "pager-token").write_text("test-token")
+            (secrets / "pagerduty-routing-key").write_text(ROUTING_KEY + "\n")
             am_port = free_port()
             settings = AlertmanagerSettings(
                 secrets_dir=str(secrets),
                 templates_dir=str(TEMPLATES_DIR),
-                pager_url=slack.url("pager"),
+                pagerduty_url=pagerduty.url,
                 group_wait="1s",
                 page_group_wait="1s",
                 group_interval="2s",
@@ -186,6 +211,7 @@ def traffic() -> Iterator[Callable[[str], None]]:
 def test_5xx_pages_with_a_runbook_then_resolves_and_normal_traffic_stays_quiet(
     monitoring: Callable[..., Stack],
     slack: SlackReceiver,
+    pagerduty: PagerDutyReceiver,
     traffic: Callable[[str], None],
     tmp_path: Path,
 ) -> None:
@@ -198,8 +224,9 @@ def test_5xx_pages_with_a_runbook_then_resolves_and_normal_traffic_stays_quiet(
         }
     )
     traffic(running.urls["app"])
-    time.sleep(20)  # normal traffic: nothing may reach Slack
+    time.sleep(20)  # normal traffic: nothing may reach Slack or PagerDuty
     assert titles(slack.messages) == []
+    assert pagerduty.messages == []
 
     fault.write_text(json.dumps({"error_ratio": 1.0, "route": "/api/books"}))
     started = time.monotonic()
@@ -214,9 +241,15 @@ def test_5xx_pages_with_a_runbook_then_resolves_and_normal_traffic_stays_quiet(
     paged_after = time.monotonic() - started
     print(f"ElibraryHighErrorRatio paged {paged_after:.1f}s after the fault started")
     assert paged_after < PAGE_WITHIN_S
-    assert any(m["path"] == "/pager" for m in slack.messages) or slack.wait_for(
-        lambda m: m["path"] == "/pager", 10
+    trigger = pagerduty.wait_for(lambda m: m["event_action"] == "trigger", 10)
+    assert trigger["routing_key"] == ROUTING_KEY
+    assert trigger["payload"]["severity"] == "critical"
+    assert trigger["payload"]["summary"] == (
+        "[CRITICAL] ElibraryHighErrorRatio: More than 5% of eLibrary requests fail"
     )
+    assert trigger["client"] == "eLibrary Alertmanager"
+    assert [link["text"] for link in trigger["links"]] == ["Runbook", "Dashboard"]
+    assert trigger["links"][0]["href"].endswith("docs/runbooks/ElibraryHighErrorRatio.md")
 
     fault.write_text(json.dumps({"error_ratio": 0.0}))
     recovered = time.monotonic()
@@ -232,6 +265,9 @@ def test_5xx_pages_with_a_runbook_then_resolves_and_normal_traffic_stays_quiet(
     )
     print(f"[RESOLVED] arrived {time.monotonic() - recovered:.1f}s after the fault ended")
     assert resolved
+    resolve = pagerduty.wait_for(lambda m: m["event_action"] == "resolve", PAGE_WITHIN_S)
+    assert resolve["dedup_key"] == trigger["dedup_key"]  # the same incident is closed
+    assert resolve["routing_key"] == ROUTING_KEY
 
 
 def test_a_killed_app_pages_target_down(
@@ -276,8 +312,9 @@ def test_inhibitions_on_a_live_alertmanager(
     """Critical silences the same family's warning; TargetDown silences its instance."""
     secrets = tmp_path / "secrets"
     secrets.mkdir()
-    for name in ("slack-incidents-url", "slack-alerts-url", "slack-info-url", "pager-token"):
+    for name in ("slack-incidents-url", "slack-alerts-url", "slack-info-url"):
         (secrets / name).write_text(slack.url(name))
+    (secrets / "pagerduty-routing-key").write_text(ROUTING_KEY)
     config = tmp_path / "am.yml"
     config.write_text(
         render_alertmanager(
@@ -333,3 +370,122 @@ def test_inhibitions_on_a_live_alertmanager(
     assert state["ElibraryHighCpu"], "TargetDown should inhibit its instance's other alerts"
     assert state["ElibraryMySQLSlowQueries"] == []  # another family: still notified
     assert state["ElibraryHighErrorRatio"] == [] and state["ElibraryTargetDown"] == []
+
+
+def firing(prometheus: str, alertname: str) -> list[dict[str, Any]]:
+    """The alerts of that name Prometheus holds as firing right now."""
+    alerts = requests.get(f"{prometheus}/api/v1/alerts", timeout=5).json()["data"]["alerts"]
+    return [a for a in alerts if a["labels"]["alertname"] == alertname and a["state"] == "firing"]
+
+
+def wait_firing(prometheus: str, alertname: str, timeout_s: float) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        found = firing(prometheus, alertname)
+        if found:
+            return found
+        time.sleep(0.5)
+    raise AssertionError(f"{alertname} did not fire within {timeout_s}s")
+
+
+def test_a_new_revision_is_announced_and_the_first_one_is_not(
+    monitoring: Callable[..., Stack], slack: SlackReceiver, tmp_path: Path
+) -> None:
+    env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'lib.sqlite3'}", "SRE_ACCESS_LOG": "false"}
+    running = monitoring(app_env={**os.environ, **env, "SRE_BUILD_REVISION": "rev-a"})
+    prometheus = running.urls["prometheus"]
+    time.sleep(25)  # longer than the scaled 10 minutes (20 s) the rule looks back
+    assert firing(prometheus, "ElibraryNewDeployment") == []  # the first build seen is not news
+    running.stop("app")
+    running.restart("app", env={**os.environ, **env, "SRE_BUILD_REVISION": "rev-b"})
+    alert = wait_firing(prometheus, "ElibraryNewDeployment", 20)[0]
+    assert alert["labels"]["revision"] == "rev-b"
+    assert alert["labels"]["version"] == metadata.version("elibrary-sre")
+    note = slack.wait_for(lambda m: m["path"] == "/info", 20)
+    assert "ElibraryNewDeployment" in note["attachments"][0]["title"]
+    assert "revision rev-b" in note["attachments"][0]["text"]
+
+
+def test_a_failing_business_query_raises_exporter_scrape_errors(
+    monitoring: Callable[..., Stack], tmp_path: Path, library_db: LibraryDatabase
+) -> None:
+    # One query the server cuts off at its timeout, every scrape; one that works.
+    queries = tmp_path / "queries.yaml"
+    queries.write_text(
+        "queries:\n"
+        "  - {name: elibrary_probe, help: Works., type: gauge, sql: SELECT 1 AS value}\n"
+        "  - {name: elibrary_slow, help: Too slow., type: gauge, timeout: 200ms,\n"
+        "     sql: SELECT SLEEP(2) AS value}\n"
+    )
+    running = monitoring(
+        exporter_cnf=library_db.my_cnf, exporter_args=["--queries", str(queries), "--no-check"]
+    )
+    prometheus = running.urls["prometheus"]
+    started = time.monotonic()
+    alert = wait_firing(prometheus, "ElibraryExporterScrapeErrors", 90)[0]
+    print(f"ElibraryExporterScrapeErrors fired {time.monotonic() - started:.1f}s after start")
+    assert alert["labels"]["instance"] == running.urls["exporter"].removeprefix("http://")
+    errors = requests.get(
+        f"{prometheus}/api/v1/query",
+        params={"query": "elibrary_exporter_query_errors_total > 0"},
+        timeout=5,
+    ).json()["data"]["result"]
+    assert {e["metric"]["query"] for e in errors} == {"elibrary_slow"}
+
+
+@pytest.mark.parametrize(
+    ("alertname", "cpu_cores", "memory_mb", "fault"),
+    [
+        ("ElibraryHighCpu", 0.5, 1024, {"cpu_ms": 100, "route": "/api/books"}),
+        ("ElibraryHighMemory", 2.0, 512, None),
+    ],
+    ids=["CPU near the cgroup's quota", "memory near the cgroup's limit"],
+)
+def test_a_server_near_its_cgroup_limit_warns(
+    monitoring: Callable[..., Stack],
+    traffic: Callable[[str], None],
+    tmp_path: Path,
+    alertname: str,
+    cpu_cores: float,
+    memory_mb: int,
+    fault: dict[str, Any] | None,
+) -> None:
+    fault_file = tmp_path / "fault.json"
+    env = {
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'lib.sqlite3'}",
+        "SRE_FAULT_FILE": str(fault_file),
+        "SRE_ACCESS_LOG": "false",
+    }
+    with limited_cgroup(cpu_cores, memory_mb << 20) as cgroup:
+        running = monitoring(app_env=env, app_prefix=cgroup.prefix)
+        app, prometheus = running.urls["app"], running.urls["prometheus"]
+        limits = metric_values(app)
+        assert limits["elibrary_server_cpu_limit_cores"] == pytest.approx(cpu_cores)
+        assert limits["elibrary_server_memory_limit_bytes"] == memory_mb << 20
+        traffic(app)
+        traffic(app)
+        time.sleep(5)
+        assert firing(prometheus, alertname) == []
+        if fault is None:  # hold enough in the two workers to reach ~94% of the limit
+            resident = metric_values(app)["process_resident_memory_bytes"]
+            per_worker = int((0.94 * (memory_mb << 20) - resident) / 2) >> 20
+            fault = {"memory_mb": per_worker}
+        fault_file.write_text(json.dumps(fault))
+        started = time.monotonic()
+        alert = wait_firing(prometheus, alertname, 120)[0]
+        print(f"{alertname} fired {time.monotonic() - started:.1f}s after {fault}")
+        assert alert["labels"]["instance"] == app.removeprefix("http://")
+        assert float(alert["value"]) > (0.8 if alertname == "ElibraryHighCpu" else 0.9)
+        fault_file.unlink()
+        running.stop("app")
+
+
+def metric_values(url: str) -> dict[str, float]:
+    """The unlabelled samples of a /metrics answer."""
+    text = requests.get(f"{url}/metrics", timeout=10).text
+    return {
+        sample.name: sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if not sample.labels
+    }
