@@ -301,7 +301,7 @@ def exporter_check(my_cnf: str | None, queries: str | None) -> None:
     target, specs, queries_file = _exporter_inputs(my_cnf, queries)
     client = MySQLClient(target)
     try:
-        check_queries(client, specs, queries_file)
+        check_queries(client, specs, queries_file, require_database=True)
     except QueryFailed as exc:
         click.echo(f"error: MySQL at {target.address} unreachable: {exc}", err=True)
         sys.exit(1)

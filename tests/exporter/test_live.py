@@ -363,11 +363,6 @@ def test_the_start_up_check_without_a_database_connects_but_does_not_fail(
         check_queries(client, specs, str(DEFAULT_QUERIES))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="sre/cli.py's `exporter check` must call check_queries(..., require_database=True); "
-    "until then it passes without running a query",
-)
 def test_check_without_a_database_fails_naming_the_file_and_the_missing_database(
     library_db: LibraryDatabase, tmp_path: Path
 ) -> None:
