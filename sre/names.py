@@ -34,6 +34,7 @@ from prometheus_client.parser import text_string_to_metric_families
 __all__ = [
     "OTHER_SOFTWARE",
     "STATE_SERIES",
+    "TARGET_LABELS",
     "Inventory",
     "KnownSeries",
     "Read",

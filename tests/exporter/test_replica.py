@@ -15,6 +15,7 @@ import pymysql
 import pytest
 import requests
 
+from sre.names import STATE_SERIES, TARGET_LABELS
 from tests.conftest import free_port, require_tool, running_own_mariadb, stop, wait_until_ready
 from tests.exporter.conftest import RunningExporter, exporter_on
 from tests.exporter.test_live import families, values
@@ -105,6 +106,13 @@ def test_replica_status_matches_mysqld_exporter(
         theirs = replica_families(theirs_text)
         assert len(theirs) > 20  # the reference really saw a replica
         assert replica_families(ours_text) == theirs
+
+        # The names check counts these series as proven by this test: prove them here.
+        shapes = families(ours_text)
+        for name, known in STATE_SERIES.items():
+            if "test_replica.py" in known.source:
+                assert name in shapes, f"{name} is listed as proven on a replica but not exported"
+                assert shapes[name][1] == known.labels - TARGET_LABELS, name
 
         got, expected = values(ours_text), values(theirs_text)
         for column in ("slave_io_running", "slave_sql_running", "master_server_id"):
