@@ -8,7 +8,7 @@ from typing import Any
 
 from flask import Flask, abort
 
-from app.config import Config, ConfigError, load_config
+from app.config import Config, ConfigError, database_password, load_config
 from app.db import MAX_ID, Database
 from app.state import AppState, utc_now
 
@@ -44,6 +44,7 @@ def create_app(config: Config | None = None, *, clock: Callable[[], datetime] = 
         query_timeout_s=config.db_query_timeout_s,
         pool_size=config.db_pool_size,
         on_checkout=metrics.on_db_checkout if metrics else None,
+        password=database_password(config),
     )
     app.extensions["elibrary"] = AppState(config=config, db=db, clock=clock, metrics=metrics)
     app.config["SRE"] = config

@@ -13,7 +13,14 @@ from importlib import metadata
 
 from sre.errors import SreError
 
-__all__ = ["DEFAULT_DATABASE_URL", "Config", "ConfigError", "installed_version", "load_config"]
+__all__ = [
+    "DEFAULT_DATABASE_URL",
+    "Config",
+    "ConfigError",
+    "database_password",
+    "installed_version",
+    "load_config",
+]
 
 DEFAULT_DATABASE_URL = "sqlite:///var/elibrary.sqlite3"
 
@@ -27,6 +34,8 @@ class Config:
     """Settings of one service instance; units are in the field names."""
 
     database_url: str = DEFAULT_DATABASE_URL
+    #: file holding the MySQL password, used instead of any password in ``database_url``
+    database_password_file: str | None = None
     #: seconds to wait for a database connection to open
     db_connect_timeout_s: float = 2.0
     #: seconds one statement may run before the database or the client cuts it off
@@ -66,6 +75,7 @@ def installed_version() -> str:
 
 _ENV = {
     "database_url": "DATABASE_URL",
+    "database_password_file": "SRE_DATABASE_PASSWORD_FILE",
     "db_connect_timeout_s": "SRE_DB_CONNECT_TIMEOUT",
     "db_query_timeout_s": "SRE_DB_QUERY_TIMEOUT",
     "db_pool_size": "SRE_DB_POOL_SIZE",
@@ -149,6 +159,21 @@ def _check(config: Config) -> list[ConfigError]:
         bad("SRE_LOG_LEVEL", f"must be one of {', '.join(sorted(_LEVELS))}")
     if not 1 <= config.retry_after_s <= 3600:
         bad("SRE_RETRY_AFTER", "must be between 1 and 3600 seconds")
-    if config.secret_key_file is not None and not os.path.isfile(config.secret_key_file):
-        bad("SRE_SECRET_KEY_FILE", f"{config.secret_key_file}: no such file")
+    for name in ("secret_key_file", "database_password_file"):
+        path = getattr(config, name)
+        if path is not None and not os.path.isfile(path):
+            bad(_ENV[name], f"{path}: no such file")
     return problems
+
+
+def database_password(config: Config) -> str | None:
+    """The MySQL password from ``SRE_DATABASE_PASSWORD_FILE``, or None to use the URL's."""
+    if config.database_password_file is None:
+        return None
+    try:
+        with open(config.database_password_file, encoding="utf-8") as handle:
+            return handle.read().rstrip("\r\n")
+    except OSError as exc:
+        raise ConfigError(
+            "environment", "SRE_DATABASE_PASSWORD_FILE", f"cannot read: {exc.strerror}"
+        ) from None

@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -273,8 +273,11 @@ class Database:
         pool_size: int = 8,
         on_checkout: Callable[[int], None] | None = None,
         idle_check_s: float = 30.0,
+        password: str | None = None,
     ) -> None:
         self._target = _parse_url(url)
+        if password is not None:  # from a file: it wins over one written in the URL
+            self._target = replace(self._target, password=password)
         self.dialect = self._target.dialect
         self._connect_timeout = connect_timeout_s
         self._query_timeout = query_timeout_s

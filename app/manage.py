@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from app import db as sql
 from app.auth import hash_password
-from app.config import Config, ConfigError
+from app.config import Config, ConfigError, database_password
 from app.db import Database
 from app.state import utc_now
 
@@ -20,6 +20,7 @@ def open_database(config: Config) -> Database:
         connect_timeout_s=config.db_connect_timeout_s,
         query_timeout_s=config.db_query_timeout_s,
         pool_size=1,
+        password=database_password(config),
     )
 
 

@@ -7,12 +7,14 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 from flask.testing import FlaskClient
 
-from app import create_app, load_config
-from app.db import Database, DatabaseUnavailable, Session
+from app import ConfigError, create_app, load_config
+from app.db import Database, DatabaseUnavailable, Session, migrate
+from app.state import utc_now
 from tests.conftest import free_port
 
 
@@ -142,3 +144,41 @@ def test_pooled_connections_share_one_tls_context(mysql_url: str) -> None:
         assert first._conn is not second._conn
         assert first._conn.ctx is second._conn.ctx is not None
     database.close()
+
+
+def test_the_mysql_password_can_come_from_a_file(mysql_url: str, tmp_path: Path) -> None:
+    """SRE_DATABASE_PASSWORD_FILE: the URL names user and database, the file the password."""
+    from tests.conftest import mysql_admin
+
+    database = mysql_url.rsplit("/", 1)[1]
+    user, password = f"app_{database[-8:]}", "pw-from-a-file-" + database[-8:]
+    admin = mysql_admin()
+    with admin.cursor() as cursor:
+        cursor.execute(f"CREATE USER '{user}'@'127.0.0.1' IDENTIFIED BY %s", (password,))
+        cursor.execute(f"GRANT ALL ON `{database}`.* TO '{user}'@'127.0.0.1'")
+    try:
+        url = mysql_url.replace("root@", f"{user}@")
+        secret = tmp_path / "db-password"
+        secret.write_text(password + "\n")
+        with_file = load_config(
+            env={"DATABASE_URL": url, "SRE_DATABASE_PASSWORD_FILE": str(secret)},
+            access_log=False,
+        )
+        app = create_app(with_file)
+        migrate(app.extensions["elibrary"].db, utc_now())
+        assert app.test_client().get("/api/ready").status_code == 200
+        app.extensions["elibrary"].db.close()
+
+        secret.write_text("not-the-password\n")
+        refused = create_app(with_file).test_client().get("/api/books")
+        assert refused.status_code == 503
+        assert "not-the-password" not in refused.get_data(as_text=True)
+    finally:
+        with admin.cursor() as cursor:
+            cursor.execute(f"DROP USER IF EXISTS '{user}'@'127.0.0.1'")
+        admin.close()
+
+
+def test_a_missing_password_file_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"SRE_DATABASE_PASSWORD_FILE: .*no-such-file: no such"):
+        load_config(env={"SRE_DATABASE_PASSWORD_FILE": str(tmp_path / "no-such-file")})
