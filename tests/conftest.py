@@ -23,7 +23,7 @@ import pymysql
 import pytest
 
 # Process helpers live with the reusable stack harness (sre/stack.py); tests use the same.
-from sre.stack import free_port
+from sre.stack import binary, free_port
 from sre.stack import stop_process as stop
 from sre.stack import wait_http as wait_until_ready
 
@@ -183,6 +183,19 @@ def running_own_mariadb(directory: Path, *options: str) -> Iterator[OwnMariaDB]:
 def own_mariadb(tmp_path: Path) -> Iterator[OwnMariaDB]:
     with running_own_mariadb(tmp_path) as server:
         yield server
+
+
+def monitoring_binaries() -> dict[str, str]:
+    """Prometheus and Alertmanager (Debian's packages): skipped without them, failed in CI."""
+    try:
+        return {
+            "prometheus": binary("prometheus"),
+            "alertmanager": binary("prometheus-alertmanager"),
+        }
+    except RuntimeError as exc:
+        if IN_CI:
+            pytest.fail(str(exc))
+        pytest.skip(str(exc))
 
 
 def require_tool(name: str, package: str) -> str:

@@ -32,8 +32,8 @@ from sre.names import (
     reads_in_unit_tests,
     recording_rules,
 )
-from sre.stack import Stack, binary, free_port, stack
-from tests.conftest import IN_CI, REPO, SRE
+from sre.stack import Stack, free_port, stack
+from tests.conftest import REPO, SRE, monitoring_binaries
 from tests.exporter.conftest import LibraryDatabase, RunningExporter
 from tests.exporter.conftest import library_db as library_db  # fixtures
 from tests.exporter.conftest import start_exporter as start_exporter
@@ -59,18 +59,6 @@ def rule_files() -> dict[str, str]:
         for path, text in all_artifacts().items()
         if path.endswith((".rules.yaml", ".rules.yml"))
     }
-
-
-def _binaries() -> dict[str, str]:
-    try:
-        return {
-            "prometheus": binary("prometheus"),
-            "alertmanager": binary("prometheus-alertmanager"),
-        }
-    except RuntimeError as exc:
-        if IN_CI:
-            pytest.fail(str(exc))
-        pytest.skip(str(exc))
 
 
 def _secret_files(config: Any, found: list[str]) -> list[str]:
@@ -145,7 +133,7 @@ def build_live_inventory(
     start_exporter: Callable[..., RunningExporter],
 ) -> Inventory:
     """Start the real app, exporter, Prometheus and Alertmanager and record what they export."""
-    programs = _binaries()
+    programs = monitoring_binaries()
     inventory = Inventory()
     exporter = start_exporter(library_db.my_cnf)
     with stack(tmp_path) as running:

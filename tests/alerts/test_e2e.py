@@ -29,12 +29,11 @@ from sre.stack import (
     PagerDutyReceiver,
     SlackReceiver,
     Stack,
-    binary,
     free_port,
     scale_durations,
     stack,
 )
-from tests.conftest import IN_CI, OwnMariaDB, limited_cgroup
+from tests.conftest import OwnMariaDB, limited_cgroup, monitoring_binaries
 from tests.exporter.conftest import LibraryDatabase, exporter_on
 from tests.exporter.conftest import library_db as library_db  # fixture
 
@@ -49,15 +48,7 @@ PAGE_WITHIN_S = 60
 
 @pytest.fixture
 def binaries() -> dict[str, str]:
-    try:
-        return {
-            "prometheus": binary("prometheus"),
-            "alertmanager": binary("prometheus-alertmanager"),
-        }
-    except RuntimeError as exc:
-        if IN_CI:
-            pytest.fail(str(exc))
-        pytest.skip(str(exc))
+    return monitoring_binaries()
 
 
 @pytest.fixture
