@@ -289,6 +289,16 @@ def _mysql() -> RuleGroup:
                 "{{ $labels.instance }}; see the exporter's log.",
                 _MYSQL_DASHBOARD,
             ),
+            Alert(
+                "ElibraryExporterQueriesDisabled",
+                f"elibrary_exporter_queries_enabled{db} == 0",
+                "15m",
+                "warning",
+                "The eLibrary exporter runs no business queries",
+                "{{ $labels.instance }} has no database to run the business queries in (its "
+                "my.cnf names none): the business metrics, dashboards and alerts are blind.",
+                _MYSQL_DASHBOARD,
+            ),
         ),
     )
 

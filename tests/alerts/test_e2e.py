@@ -36,6 +36,7 @@ from sre.stack import (
 from tests.conftest import OwnMariaDB, limited_cgroup, monitoring_binaries
 from tests.exporter.conftest import LibraryDatabase, exporter_on
 from tests.exporter.conftest import library_db as library_db  # fixture
+from tests.exporter.test_live import without_database
 
 #: a PagerDuty integration key has 32 characters; this one is the test's own
 ROUTING_KEY = "e2e0test0routing0key000000000001"
@@ -422,6 +423,17 @@ def test_a_failing_business_query_raises_exporter_scrape_errors(
         timeout=5,
     ).json()["data"]["result"]
     assert {e["metric"]["query"] for e in errors} == {"elibrary_slow"}
+
+
+def test_an_exporter_given_a_mysqld_exporter_my_cnf_warns_that_queries_are_off(
+    monitoring: Callable[..., Stack], tmp_path: Path, library_db: LibraryDatabase
+) -> None:
+    running = monitoring(exporter_cnf=without_database(library_db, tmp_path))
+    prometheus = running.urls["prometheus"]
+    alert = wait_firing(prometheus, "ElibraryExporterQueriesDisabled", 90)[0]
+    assert alert["labels"]["instance"] == running.urls["exporter"].removeprefix("http://")
+    assert firing(prometheus, "ElibraryMySQLDown") == []  # the server metrics are fine
+    assert firing(prometheus, "ElibraryExporterScrapeErrors") == []
 
 
 @pytest.mark.parametrize(
