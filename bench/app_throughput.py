@@ -21,6 +21,7 @@ import concurrent.futures
 import gc
 import json
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -31,9 +32,9 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Sequence
-from contextlib import ExitStack, contextmanager, suppress
-from dataclasses import dataclass
+from collections.abc import Sequence
+from contextlib import ExitStack, suppress
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +70,8 @@ class RunResult:
     error_rate: float
     conflicts: int
     counters: dict[str, int]
+    #: CPU time the server (gunicorn master and workers) spent per answered request
+    server_cpu_us: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -225,6 +228,13 @@ class Server:
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=10)
 
+    def cpu_seconds(self) -> float:
+        """CPU time of the master and its live workers, and of the workers it reaped."""
+        from app.process import read_server
+
+        assert self._proc is not None
+        return read_server(self._proc.pid).cpu_seconds
+
     def log_tail(self, lines: int = 30) -> str:
         """The last lines the server wrote."""
         try:
@@ -369,35 +379,62 @@ def to_result(mode: str, round_no: int, raw: dict[str, Any]) -> RunResult:
 # --------------------------------------------------------------------------- in-process cost
 
 
-def measure_inprocess(requests: int, repeats: int) -> MicroResult:
-    """Time GET /api/health through Flask's test client on two apps, metrics off and on."""
+def _instrumented(flavour: str, config: Any) -> Any:
+    """The app with one instrumentation: "off", "sre" (this project's) or "pfe"."""
     from app import create_app
+
+    if flavour == "sre":
+        return create_app(config)
+    flask_app = create_app(replace(config, metrics_enabled=False))
+    if flavour == "pfe":
+        # As bench/pfe_wsgi.py does under gunicorn, or the single-process class without it.
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            from prometheus_flask_exporter.multiprocess import GunicornPrometheusMetrics
+
+            GunicornPrometheusMetrics(flask_app, group_by="url_rule")
+        else:
+            from prometheus_flask_exporter import PrometheusMetrics
+
+            PrometheusMetrics(flask_app, group_by="url_rule")
+    return flask_app
+
+
+def _health_client(flavour: str, folder: str) -> Any:
+    """A Flask test client of the app instrumented by ``flavour``, on SQLite in ``folder``."""
     from app.config import load_config
     from app.db import migrate
     from app.state import utc_now
 
+    config = load_config(
+        env={}, database_url=f"sqlite:///{folder}/micro-{flavour}.sqlite3", access_log=False
+    )
+    flask_app = _instrumented(flavour, config)
+    migrate(flask_app.extensions["elibrary"].db, utc_now())
+    return flask_app.test_client()
+
+
+def _health_requests(client: Any, n: int) -> None:
+    for _ in range(n):
+        response = client.get("/api/health")
+        if response.status_code != 200:
+            raise RuntimeError(f"/api/health answered {response.status_code}")
+
+
+def measure_inprocess(requests: int, repeats: int, flavour: str = "sre") -> MicroResult:
+    """Time GET /api/health through Flask's test client on two apps: uninstrumented, and
+    instrumented by ``flavour``."""
     with tempfile.TemporaryDirectory(prefix="sre-bench-micro-") as tmp:
-        clients = {}
-        for enabled in (False, True):
-            config = load_config(
-                env={},
-                database_url=f"sqlite:///{tmp}/micro-{enabled}.sqlite3",
-                metrics_enabled=enabled,
-                access_log=False,
-            )
-            flask_app = create_app(config)
-            migrate(flask_app.extensions["elibrary"].db, utc_now())
-            clients[enabled] = flask_app.test_client()
+        clients = {
+            enabled: _health_client(flavour if enabled else "off", tmp) for enabled in (False, True)
+        }
 
         def batch(enabled: bool, n: int) -> float:
-            client = clients[enabled]
+            # CPU time of this thread, not wall time: on a shared machine the time other
+            # tenants take would otherwise dwarf the few microseconds measured here.
             gc.collect()
-            started = time.perf_counter()
-            for _ in range(n):
-                response = client.get("/api/health")
-                if response.status_code != 200:
-                    raise RuntimeError(f"/api/health answered {response.status_code}")
-            return (time.perf_counter() - started) / n * 1e6
+            started = time.thread_time()
+            _health_requests(clients[enabled], n)
+            return (time.thread_time() - started) / n * 1e6
 
         for enabled in (False, True):  # warm both up: imports, caches, label children
             batch(enabled, min(2000, requests))
@@ -409,33 +446,102 @@ def measure_inprocess(requests: int, repeats: int) -> MicroResult:
     return MicroResult(off_us=timings[False], on_us=timings[True])
 
 
-def measure_inprocess_multiprocess(requests: int, repeats: int, cpu: int | None) -> MicroResult:
-    """The same, in a child process with PROMETHEUS_MULTIPROC_DIR set (values in mmap files)."""
+def measure_inprocess_child(
+    requests: int, repeats: int, cpu: int | None, flavour: str, multiprocess: bool
+) -> MicroResult:
+    """The same in a fresh process, with PROMETHEUS_MULTIPROC_DIR set when ``multiprocess``.
+
+    Each instrumentation gets a process of its own: prometheus-client's value class is
+    process-wide, and this project replaces it (a cached pid), which must not speed up
+    the reference.
+    """
     with tempfile.TemporaryDirectory(prefix="sre-bench-multiproc-") as tmp:
-        env = dict(os.environ, PROMETHEUS_MULTIPROC_DIR=tmp)
-        argv = [sys.executable, str(Path(__file__).resolve()), "--micro-child"]
+        env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
+        if multiprocess:
+            env["PROMETHEUS_MULTIPROC_DIR"] = tmp
+        argv = [sys.executable, str(Path(__file__).resolve()), "--micro-child", flavour]
         argv += ["--micro-requests", str(requests), "--micro-repeats", str(repeats)]
         done = subprocess.run(
             pinned(cpu, argv), env=env, capture_output=True, text=True, check=False
         )
     if done.returncode != 0:
-        raise RuntimeError(f"multiprocess micro-benchmark failed:\n{done.stderr}")
+        raise RuntimeError(f"in-process micro-benchmark ({flavour}) failed:\n{done.stderr}")
     data = json.loads(done.stdout.strip().splitlines()[-1])
     return MicroResult(off_us=data["off_us"], on_us=data["on_us"])
 
 
-@contextmanager
-def cpu_affinity(cpu: int | None) -> Iterator[None]:
-    """Run the block on one CPU (when given), then restore the previous affinity."""
-    if cpu is None:
-        yield
-        return
-    saved = os.sched_getaffinity(0)
-    os.sched_setaffinity(0, {cpu})
-    try:
-        yield
-    finally:
-        os.sched_setaffinity(0, saved)
+#: requests of the short and the long counted run; their difference cancels start-up
+COUNT_REQUESTS = (200, 1200)
+#: the same for the request mix, whose requests are heavier
+COUNT_MIX_REQUESTS = (100, 400)
+
+
+def _mix_client(flavour: str, folder: str) -> tuple[Any, dict[str, str]]:
+    """The app instrumented by ``flavour`` on a seeded SQLite library, and a member's token."""
+    from app.seed import write_seed
+    from app.state import utc_now
+
+    client = _health_client(flavour, folder)
+    state = client.application.extensions["elibrary"]
+    write_seed(
+        state.db, books=500, members=50, loans=500, loan_limit=5, loan_days=14, now=utc_now()
+    )
+    member = {"email": "mix@example.org", "name": "Mix", "password": MEMBER_PASSWORD}
+    if client.post("/api/members", json=member).status_code != 201:
+        raise RuntimeError("cannot register the mix's member")
+    login = {"email": member["email"], "password": MEMBER_PASSWORD}
+    token = client.post("/api/auth/token", json=login).get_json()["access_token"]
+    return client, {"Authorization": f"Bearer {token}"}
+
+
+def _mix_requests(client: Any, headers: dict[str, str], n: int) -> None:
+    """``n`` requests of bench/mix.lua's mix (40% list pages, 20% searches, 25% single
+    books, 15% a borrow and its return), the same sequence in every run."""
+    import random
+
+    rng = random.Random(7)
+    for _ in range(n):
+        r = rng.random()
+        if r < 0.40:
+            answer = client.get(f"/api/books?page={rng.randint(1, 25)}&per_page={PER_PAGE}")
+        elif r < 0.60:
+            answer = client.get(f"/api/books?q={rng.choice(SEARCH_WORDS)}&per_page={PER_PAGE}")
+        elif r < 0.85:
+            answer = client.get(f"/api/books/{rng.randint(1, 500)}")
+        else:
+            answer = client.post(
+                "/api/loans", json={"book_id": rng.randint(1, 500)}, headers=headers
+            )
+            if answer.status_code == 201:
+                loan = answer.get_json()["id"]
+                answer = client.post(f"/api/loans/{loan}/return", headers=headers)
+            elif answer.status_code == 409:
+                continue
+        if answer.status_code >= 400:
+            raise RuntimeError(f"the mix got {answer.status_code}: {answer.get_data()!r}")
+
+
+def count_instructions(flavour: str, requests: int, workload: str = "health") -> int:
+    """Instructions (valgrind's callgrind) that a child building the app instrumented by
+    ``flavour``, in multiprocess mode, and answering ``requests`` of ``workload`` (health
+    checks, or the request mix) executes."""
+    with tempfile.TemporaryDirectory(prefix="sre-bench-count-") as tmp:
+        env = dict(os.environ, PROMETHEUS_MULTIPROC_DIR=tmp, PYTHONHASHSEED="0")
+        argv = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null"]
+        argv += [sys.executable, str(Path(__file__).resolve()), "--count-child", flavour]
+        argv += ["--micro-requests", str(requests), "--count-workload", workload]
+        done = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
+    collected = re.search(r"Collected : (\d+)", done.stderr)
+    if done.returncode != 0 or collected is None:
+        raise RuntimeError(f"counting instructions ({flavour}) failed:\n{done.stderr[-2000:]}")
+    return int(collected.group(1))
+
+
+def instructions_per_request(flavour: str, workload: str = "health") -> float:
+    """Instructions per request of ``workload``, start-up excluded."""
+    sizes = COUNT_REQUESTS if workload == "health" else COUNT_MIX_REQUESTS
+    short, long = (count_instructions(flavour, n, workload) for n in sizes)
+    return (long - short) / (sizes[1] - sizes[0])
 
 
 # --------------------------------------------------------------------------- the run
@@ -470,8 +576,12 @@ def run_throughput(
                 if args.warmup > 0:
                     run_wrk(args, server.url, args.warmup, mix_config)
                 return_open_loans(server.url, members)
-                result = to_result(
-                    mode, round_no, run_wrk(args, server.url, args.duration, mix_config)
+                cpu_before = server.cpu_seconds()
+                raw = run_wrk(args, server.url, args.duration, mix_config)
+                cpu_used = server.cpu_seconds() - cpu_before
+                result = replace(
+                    to_result(mode, round_no, raw),
+                    server_cpu_us=cpu_used / max(int(raw["requests"]), 1) * 1e6,
                 )
                 results.append(result)
                 log(
@@ -506,16 +616,10 @@ def check_instrumentation(servers: dict[str, Server], work: Path) -> str:
 # --------------------------------------------------------------------------- report
 
 
-def report(
-    args: argparse.Namespace,
-    results: list[RunResult],
-    micro: MicroResult | None,
-    micro_mp: MicroResult | None,
-    facts: dict[str, int],
-    check: str,
-    elapsed_s: float,
+def report_throughput(
+    args: argparse.Namespace, results: list[RunResult], facts: dict[str, int]
 ) -> None:
-    """Print the figures: per-mode table, costs, in-process cost, and the command."""
+    """The per-mode table, the costs against ``off`` and the request mix."""
     by_mode = {mode: [r for r in results if r.mode == mode] for mode in MODES}
     median_rps = {mode: statistics.median(r.rps for r in runs) for mode, runs in by_mode.items()}
 
@@ -565,6 +669,18 @@ def report(
             f"{(1 - median_rps[mode] / median_rps['off']) * 100:+.1f}% "
             f"(per round: {', '.join(f'{c * 100:+.1f}%' for c in paired)})"
         )
+    cpu = {mode: med(runs, "server_cpu_us") for mode, runs in by_mode.items()}
+    for mode in ("sre", "pfe"):
+        print(
+            f"server CPU per request, {mode}: {cpu[mode]:.0f} us against {cpu['off']:.0f} us "
+            f"off, so the instrumentation costs {cpu[mode] - cpu['off']:+.0f} us "
+            f"({(cpu[mode] / cpu['off'] - 1) * 100:+.1f}%; per round: "
+            + ", ".join(
+                f"{r.server_cpu_us - o.server_cpu_us:+.0f}"
+                for r, o in zip(by_mode[mode], by_mode["off"], strict=True)
+            )
+            + " us)"
+        )
     for mode in MODES:
         runs = by_mode[mode]
         print(
@@ -588,32 +704,74 @@ def report(
         + f"; borrows answered 201: {totals['n_borrowed']}, returns answered 200: "
         f"{totals['n_returned']}, 404s: {totals['n_404']}, other 4xx: {totals['n_4xx_other']}"
     )
-    rows = [
-        (label, result)
-        for label, result in (
-            ("single-process registry", micro),
-            ("multiprocess files (as under gunicorn)", micro_mp),
-        )
-        if result is not None
-    ]
-    if rows:
+
+
+def report(
+    args: argparse.Namespace,
+    results: list[RunResult],
+    micro: dict[tuple[str, str], MicroResult],
+    instructions: dict[tuple[str, str], float],
+    facts: dict[str, int],
+    check: str,
+    elapsed_s: float,
+) -> None:
+    """Print the figures: per-mode table, costs, in-process cost, and the command."""
+    if results:
+        report_throughput(args, results, facts)
+    if micro:
         print()
         print(
             f"== In-process cost of the instrumentation: GET /api/health via Flask test client, "
-            f"{args.micro_requests} requests x {args.micro_repeats} repeats, interleaved =="
+            f"{args.micro_requests} requests x {args.micro_repeats} repeats, interleaved with "
+            "the uninstrumented app in the same process; a process per instrumentation =="
         )
-    for label, result in rows:
+    for (store, flavour), result in micro.items():
         diff = result.diff_us
         verdict = "OK" if diff < TARGET_US else "OVER TARGET"
+        label = f"{flavour} {store}"
         print(
-            f"{label:<40} off {statistics.median(result.off_us):7.1f} us/req  "
+            f"{label:<26} off {statistics.median(result.off_us):7.1f} us/req  "
             f"on {statistics.median(result.on_us):7.1f} us/req  "
             f"cost {diff:+6.2f} us/req  (target < {TARGET_US:g} us: {verdict})"
         )
         per_repeat = ", ".join(
             f"{on - off:+.1f}" for on, off in zip(result.on_us, result.off_us, strict=True)
         )
-        print(f"{'':<40} per repeat: {per_repeat} us/req")
+        print(f"{'':<26} per repeat: {per_repeat} us/req")
+    for store in ("multiprocess", "single-process"):
+        if (store, "sre") in micro and (store, "pfe") in micro:
+            ours, theirs = micro[(store, "sre")].diff_us, micro[(store, "pfe")].diff_us
+            print(
+                f"{store}: sre costs {ours:.2f} us/req, prometheus-flask-exporter "
+                f"{theirs:.2f} us/req (ratio sre/pfe {ours / theirs:.2f})"
+            )
+    if instructions:
+        print()
+        print(
+            "== Instructions per request in-process, multiprocess files, counted by valgrind "
+            "--tool=callgrind (a long run minus a short one; counted, not timed, so other work "
+            "on the machine does not change them) =="
+        )
+        per_us = statistics.median(micro[("multiprocess", "sre")].off_us) if micro else 0.0
+        for workload, label in (
+            ("health", f"GET /api/health ({COUNT_REQUESTS[1]} - {COUNT_REQUESTS[0]} requests)"),
+            ("mix", f"the request mix on SQLite ({COUNT_MIX_REQUESTS[1]} - "
+             f"{COUNT_MIX_REQUESTS[0]} requests): a CPU-bound server's throughput cost"),
+        ):  # fmt: skip
+            off = instructions[(workload, "off")]
+            print(f"{label}: {off:,.0f} instructions uninstrumented")
+            for flavour in ("sre", "pfe"):
+                extra = instructions[(workload, flavour)] - off
+                as_us = (
+                    f", about {extra / (off / per_us):.1f} us at this run's speed"
+                    if workload == "health" and per_us
+                    else ""
+                )
+                print(f"  {flavour}: {extra:+,.0f} per request ({extra / off * 100:+.2f}%{as_us})")
+            ratio = (instructions[(workload, "sre")] - off) / (
+                instructions[(workload, "pfe")] - off
+            )
+            print(f"  ratio of the instrumentation's instructions, sre/pfe: {ratio:.2f}")
     print()
     print(check)
     print(
@@ -662,7 +820,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--micro-requests", type=int, default=20_000, help="in-process requests")
     parser.add_argument("--micro-repeats", type=int, default=5, help="in-process repeats")
     parser.add_argument("--skip-micro", action="store_true", help="skip the in-process part")
-    parser.add_argument("--micro-child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--skip-throughput", action="store_true", help="measure the in-process cost only"
+    )
+    parser.add_argument("--micro-child", choices=("sre", "pfe"), help=argparse.SUPPRESS)
+    parser.add_argument("--count-child", choices=MODES, help=argparse.SUPPRESS)
+    parser.add_argument("--count-workload", choices=("health", "mix"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--skip-instructions", action="store_true", help="skip counting instructions (valgrind)"
+    )
     args = parser.parse_args(argv)
     if args.repeats < 1 or args.duration <= 0 or args.connections < 1:
         parser.error("--repeats, --duration and --connections must be positive")
@@ -673,15 +839,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run everything and print the figures; 1 when a step fails."""
     args = parse_args(argv)
     if args.micro_child:
-        result = measure_inprocess(args.micro_requests, args.micro_repeats)
+        result = measure_inprocess(args.micro_requests, args.micro_repeats, args.micro_child)
         print(json.dumps({"off_us": result.off_us, "on_us": result.on_us}))
         return 0
-    # The single-process micro-benchmark runs here: prometheus-client must not see a
-    # multiprocess directory in this process.
-    os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    os.environ.pop("prometheus_multiproc_dir", None)
+    if args.count_child:
+        with tempfile.TemporaryDirectory(prefix="sre-bench-count-") as tmp:
+            if args.count_workload == "mix":
+                _mix_requests(*_mix_client(args.count_child, tmp), args.micro_requests)
+            else:
+                _health_requests(_health_client(args.count_child, tmp), args.micro_requests)
+        return 0
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwind: servers get stopped
-    for tool in ("wrk", "taskset"):
+    for tool in ("taskset",) if args.skip_throughput else ("wrk", "taskset"):
         if shutil.which(tool) is None:
             print(f"error: {tool} is not installed", file=sys.stderr)
             return 1
@@ -695,21 +864,38 @@ def main(argv: Sequence[str] | None = None) -> int:
             log(f"recreating database {DB_NAME} and seeding it")
             recreate_database()
             seed_database(args.books, args.seed_members, args.loans)
-            micro = micro_mp = None
+            micro: dict[tuple[str, str], MicroResult] = {}
             if not args.skip_micro:
-                log("measuring the in-process cost (single-process registry)")
-                with cpu_affinity(args.server_cpu):
-                    micro = measure_inprocess(args.micro_requests, args.micro_repeats)
-                log("measuring the in-process cost (multiprocess files)")
-                micro_mp = measure_inprocess_multiprocess(
-                    args.micro_requests, args.micro_repeats, args.server_cpu
-                )
-            results, facts, check = run_throughput(args, Path(tmp))
+                for store in ("multiprocess", "single-process"):
+                    for flavour in ("sre", "pfe"):
+                        log(f"measuring the in-process cost of {flavour} ({store})")
+                        micro[(store, flavour)] = measure_inprocess_child(
+                            args.micro_requests,
+                            args.micro_repeats,
+                            args.server_cpu,
+                            flavour,
+                            store == "multiprocess",
+                        )
+            instructions: dict[tuple[str, str], float] = {}
+            if not (args.skip_micro or args.skip_instructions):
+                if shutil.which("valgrind") is None:
+                    raise RuntimeError("valgrind is not installed (or pass --skip-instructions)")
+                for workload in ("health", "mix"):
+                    for flavour in MODES:
+                        log(f"counting instructions per {workload} request of {flavour}")
+                        instructions[(workload, flavour)] = instructions_per_request(
+                            flavour, workload
+                        )
+            results: list[RunResult] = []
+            facts: dict[str, int] = {}
+            check = "throughput not measured (--skip-throughput)"
+            if not args.skip_throughput:
+                results, facts, check = run_throughput(args, Path(tmp))
     except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     facts["load_before_x100"] = round(load_before * 100)
-    report(args, results, micro, micro_mp, facts, check, time.monotonic() - started)
+    report(args, results, micro, instructions, facts, check, time.monotonic() - started)
     return 0
 
 
