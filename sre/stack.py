@@ -18,7 +18,7 @@ import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -273,10 +273,10 @@ class Stack:
         app_port: int | None,
         exporter_port: int | None,
         alertmanager_port: int,
-        rule_file: Path,
+        rule_files: Sequence[Path],
         interval: str = "1s",
     ) -> Path:
-        """prometheus.yml scraping what runs, evaluating ``rule_file``, alerting AM."""
+        """prometheus.yml scraping what runs, evaluating ``rule_files``, alerting AM."""
         jobs = []
         if app_port:
             jobs.append(
@@ -295,7 +295,7 @@ class Stack:
                 "evaluation_interval": interval,
                 "scrape_timeout": interval,
             },
-            "rule_files": [str(rule_file)],
+            "rule_files": [str(path) for path in rule_files],
             "alerting": {
                 "alertmanagers": [
                     {"static_configs": [{"targets": [f"127.0.0.1:{alertmanager_port}"]}]}

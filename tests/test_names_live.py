@@ -30,7 +30,6 @@ from sre.names import (
     check,
     reads_in_artifact,
     reads_in_unit_tests,
-    recording_rules,
 )
 from sre.stack import Stack, free_port, stack
 from tests.conftest import REPO, SRE, monitoring_binaries
@@ -152,12 +151,8 @@ def build_live_inventory(
         for path, text in rule_files().items():
             rules.append(tmp_path / Path(path).name)
             rules[-1].write_text(text)
-        config = running.prometheus_config(
-            app_port, int(exporter.url.rsplit(":", 1)[1]), free_port(), rules[0]
-        )
-        settings = yaml.safe_load(config.read_text())
-        settings["rule_files"] = [str(r) for r in rules]
-        config.write_text(yaml.safe_dump(settings))
+        exporter_port = int(exporter.url.rsplit(":", 1)[1])
+        config = running.prometheus_config(app_port, exporter_port, free_port(), rules)
         prom_port = free_port()
         prometheus = running.start(
             "prometheus",
@@ -177,9 +172,8 @@ def build_live_inventory(
             ("Alertmanager 0.25 /metrics", alertmanager),
         ):
             inventory.add_exposition(requests.get(f"{url}/metrics", timeout=30).text, source)
-    for path, text in all_artifacts().items():
-        if recording_rules(text) if path.endswith((".yaml", ".yml")) else False:
-            inventory.add_recording_rules(path, text)
+    for path, text in rule_files().items():
+        inventory.add_recording_rules(path, text)
     return inventory
 
 

@@ -155,7 +155,7 @@ def monitoring(
             rules = tmp_path / "rules.yaml"
             rules.write_text(scale_durations((REPO_ROOT / ARTIFACTS[0]).read_text(), SPEEDUP))
             prom_port = free_port()
-            config = running.prometheus_config(app_port, exporter_port, am_port, rules)
+            config = running.prometheus_config(app_port, exporter_port, am_port, [rules])
             running.start(
                 "prometheus",
                 [
