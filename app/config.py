@@ -6,6 +6,7 @@ Every setting has a default on the dataclass; secrets come from files named by
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -65,6 +66,7 @@ class Config:
     retry_after_s: int = 5
 
 
+@functools.cache  # reading the package metadata scans site-packages: once is enough
 def installed_version() -> str:
     """The version of the installed ``elibrary-sre`` package, as its metadata says."""
     try:
