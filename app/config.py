@@ -30,6 +30,15 @@ class ConfigError(SreError):
     """A setting of the service is missing or malformed."""
 
 
+@functools.cache  # reading the package metadata scans site-packages: once is enough
+def installed_version() -> str:
+    """The version of the installed ``elibrary-sre`` package, as its metadata says."""
+    try:
+        return metadata.version("elibrary-sre")
+    except metadata.PackageNotFoundError:  # running from a source tree nobody installed
+        return "0+unknown"
+
+
 @dataclass(frozen=True)
 class Config:
     """Settings of one service instance; units are in the field names."""
@@ -59,20 +68,11 @@ class Config:
     #: where a fault-injection JSON file lives; unset means no fault code runs
     fault_file: str | None = None
     #: the installed package's version (``elibrary_build_info``'s ``version`` label)
-    build_version: str = field(default_factory=lambda: installed_version())
+    build_version: str = field(default_factory=installed_version)
     #: the source revision the build was made from, ``SRE_BUILD_REVISION``
     build_revision: str = "unknown"
     #: seconds a client should wait before retrying when the database is down
     retry_after_s: int = 5
-
-
-@functools.cache  # reading the package metadata scans site-packages: once is enough
-def installed_version() -> str:
-    """The version of the installed ``elibrary-sre`` package, as its metadata says."""
-    try:
-        return metadata.version("elibrary-sre")
-    except metadata.PackageNotFoundError:  # running from a source tree nobody installed
-        return "0+unknown"
 
 
 _ENV = {
