@@ -105,7 +105,10 @@ class _FaultFile:
             except (OSError, ValueError) as exc:
                 log.error("fault file ignored", extra={"path": self._path, "error": str(exc)})
                 self._fault = _NO_FAULT
-            # written to, not only allocated, so the pages are really resident
+            # Let go of the old block before taking the new one: holding both at once could
+            # push a worker near its memory limit over it. Written to, not only allocated,
+            # so the pages are really resident.
+            self.held = bytearray()
             self.held = bytearray(b"\x01") * (self._fault.memory_mb << 20)
         return self._fault
 
