@@ -90,6 +90,8 @@ class SLO:
     page_alert: AlertMeta | None = None
     ticket_alert: AlertMeta | None = None
     gate: GateSpec | None = None
+    #: where the spec declares it (``slos[0]``), for error messages only
+    entry: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True)

@@ -139,17 +139,17 @@ def load_specs(
     seen: dict[str, str] = {}
     for document in documents:
         for slo in document.slos:
-            where = f"{document.file}: SLO {slo.id}"
+            where = f"{document.file}: {slo.entry}"
             if slo.id in seen:
-                also = f'SLO id "{slo.id}" is also in {seen[slo.id]}'
-                problems.append(SpecError(document.file, slo.name, also))
+                also = f'SLO id "{slo.id}" is also defined at {seen[slo.id]}'
+                problems.append(SpecError(document.file, f"{slo.entry}.name", also))
             seen.setdefault(slo.id, where)
             if catalog is not None and slo.period_s not in catalog:
                 known = ", ".join(format_duration(p) for p in sorted(catalog))
                 problems.append(
                     SpecError(
                         document.file,
-                        slo.name,
+                        slo.entry,
                         f"no alert windows for an SLO period of {format_duration(slo.period_s)}"
                         f" (the catalog has: {known})",
                     )
@@ -182,7 +182,7 @@ class _Reader:
                 d for d in yaml.safe_load_all(path.read_text(encoding="utf-8")) if d is not None
             ]
         except yaml.YAMLError as exc:
-            self.problems.append(SpecError(self.file, None, f"not valid YAML: {exc}"))
+            self.problems.append(SpecError(self.file, None, _yaml_problem(exc)))
             return []
         except (OSError, UnicodeDecodeError) as exc:
             self.problems.append(SpecError(self.file, None, f"cannot be read: {exc}"))
@@ -299,6 +299,7 @@ class _Reader:
             page_alert=page,
             ticket_alert=ticket,
             gate=gate,
+            entry=self.prefix + at,
         )
 
     def read_sli(self, raw: Any, at: str, keys: dict[str, Any]) -> EventsSLI | RawSLI | None:
@@ -471,6 +472,7 @@ class _Reader:
                     period_s=slo_period,
                     sli=sli,
                     description=description,
+                    entry=self.prefix + at,
                 )
             )
         if len(self.problems) > before:
@@ -698,3 +700,11 @@ class _Reader:
         chain = raw.get("chain") if isinstance(raw, dict) else None
         ids = [str(p.get("id")) for p in chain or [] if isinstance(p, dict)]
         return "plugin ids: " + ", ".join(ids) if ids else "no plugin ids given"
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """A parser error on one line: where it is and what is wrong."""
+    mark = getattr(exc, "problem_mark", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+    what = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    return f"not valid YAML{where}: {what}"

@@ -10,6 +10,7 @@ import getpass
 import sys
 from collections.abc import Callable
 from functools import wraps
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -343,8 +344,162 @@ def alerts_build(check: bool) -> None:
 def all_artifacts() -> dict[str, str]:
     """Every committed generated file of every component: path from the root → content."""
     from alerts import build_artifacts as alert_artifacts
+    from slo import build_artifacts as slo_artifacts
 
-    return {**alert_artifacts()}
+    return {**alert_artifacts(), **slo_artifacts()}
+
+
+@main.group("slo")
+def slo_group() -> None:
+    """SLOs as code: Sloth-compatible specs to recording rules, burn-rate alerts, reports."""
+
+
+_SPEC_PATHS = click.argument("paths", nargs=-1, type=click.Path(path_type=Path, exists=False))
+
+
+def _slo_period(value: str) -> int:
+    from sre.durations import parse_duration
+
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise SreError(None, "--slo-period", str(exc)) from None
+
+
+def _extra_labels(pairs: tuple[str, ...]) -> dict[str, str]:
+    import re
+
+    labels = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not value or not re.fullmatch(r"[a-zA-Z_][a-zA-Z0-9_]*", key):
+            raise SreError(None, "--extra-labels", f"{pair!r} is not name=value")
+        labels[key] = value
+    return labels
+
+
+def _load_slos(paths: tuple[Path, ...], period: str, windows_path: Path | None) -> Any:
+    from slo.spec import SPECS_DIR, load_specs
+    from slo.windows import load_windows
+
+    catalog = load_windows(windows_path)
+    documents = load_specs(list(paths) or [SPECS_DIR], _slo_period(period), catalog)
+    return documents, catalog
+
+
+_PERIOD_OPTIONS = [
+    click.option(
+        "--slo-period",
+        default="30d",
+        show_default=True,
+        help="SLO period for specs that do not state one (Sloth's --default-slo-period).",
+    ),
+    click.option(
+        "--slo-period-windows-path",
+        type=click.Path(path_type=Path, file_okay=False),
+        default=None,
+        help="Directory of AlertWindows files replacing the default 30d/28d catalog.",
+    ),
+]
+
+
+def _period_options(command: F) -> F:
+    for option in reversed(_PERIOD_OPTIONS):
+        command = option(command)
+    return command
+
+
+@slo_group.command("validate")
+@_SPEC_PATHS
+@_period_options
+@_reports_errors
+def slo_validate(
+    paths: tuple[Path, ...], slo_period: str, slo_period_windows_path: Path | None
+) -> None:
+    """Check spec files (default: slo/specs); every problem is reported, then exit 2."""
+    documents, _ = _load_slos(paths, slo_period, slo_period_windows_path)
+    files = {d.file for d in documents}
+    count = sum(len(d.slos) for d in documents)
+    click.echo(f"{len(files)} spec files, {count} SLOs: valid")
+
+
+@slo_group.command("build")
+@_SPEC_PATHS
+@click.option(
+    "-o", "--output", default=None, help="File to write, or - for stdout [with PATHS: -]."
+)
+@click.option(
+    "--check", is_flag=True, help="Compare instead of writing; exit 1 if it would change."
+)
+@click.option(
+    "--extra-labels", "-l", multiple=True, help="name=value added to every rule (repeat)."
+)
+@click.option("--disable-recordings", is_flag=True, help="Write no recording rules.")
+@click.option("--disable-alerts", is_flag=True, help="Write no alerting rules.")
+@click.option(
+    "--raw-period-sli",
+    is_flag=True,
+    help="Compute the period SLI with rate() over the whole period instead of from the 5m rule.",
+)
+@_period_options
+@_reports_errors
+def slo_build(
+    paths: tuple[Path, ...],
+    output: str | None,
+    check: bool,
+    extra_labels: tuple[str, ...],
+    disable_recordings: bool,
+    disable_alerts: bool,
+    raw_period_sli: bool,
+    slo_period: str,
+    slo_period_windows_path: Path | None,
+) -> None:
+    """Spec files to Prometheus rules, as Sloth generates them.
+
+    Without PATHS: rebuild the committed files (slo/generated/, k8s/base/). With PATHS:
+    write the rules for those specs to --output (a PrometheusRule for Kubernetes specs).
+    """
+    import slo
+    from slo.render import render_documents
+
+    defaults = (extra_labels, disable_recordings, disable_alerts, raw_period_sli)
+    if not paths and output is None:
+        if any(defaults) or slo_period != "30d" or slo_period_windows_path is not None:
+            raise SreError(None, "PATHS", "options that change the rules need input PATHS")
+        _write_or_check(slo.build_artifacts(), check)
+        return
+    documents, catalog = _load_slos(paths, slo_period, slo_period_windows_path)
+    options = slo.BuildOptions(
+        extra_labels=_extra_labels(extra_labels),
+        disable_recordings=disable_recordings,
+        disable_alerts=disable_alerts,
+        optimized=not raw_period_sli,
+        version=slo.sloth_version(),
+    )
+    text = render_documents(slo.build_documents(documents, catalog, options))
+    if not text:
+        raise SreError(None, None, "no rules to write (recordings and alerts both disabled?)")
+    _emit(text, output or "-", check)
+
+
+def _emit(text: str, output: str, check: bool) -> None:
+    """Write text to a file (atomically) or stdout; with check, exit 1 if it would differ."""
+    if output == "-":
+        if check:
+            raise SreError(None, "--check", "needs -o FILE to compare with")
+        click.echo(text, nl=False)
+        return
+    from sre.generated import write_files
+
+    target = Path(output).resolve()
+    if check:
+        if not target.is_file() or target.read_text(encoding="utf-8") != text:
+            click.echo(f"stale: {output}", err=True)
+            sys.exit(1)
+        click.echo(f"{output} is up to date")
+        return
+    write_files({target.name: text}, root=target.parent)
+    click.echo(f"wrote {output}")
 
 
 @main.command("generate")

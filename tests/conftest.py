@@ -265,3 +265,17 @@ def limited_cgroup(cpu_cores: float, memory_bytes: int) -> Iterator[Cgroup]:
                     if time.monotonic() > deadline:
                         raise
                     time.sleep(0.1)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--update-golden",
+        action="store_true",
+        help="Rewrite golden files (testdata/out-*) from what the code generates now.",
+    )
+
+
+@pytest.fixture
+def update_golden(request: pytest.FixtureRequest) -> bool:
+    """True when the run was asked to rewrite golden files instead of comparing."""
+    return bool(request.config.getoption("--update-golden"))
