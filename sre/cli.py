@@ -482,6 +482,134 @@ def slo_build(
     _emit(text, output or "-", check)
 
 
+def _moment(value: str | None, option: str) -> Any:
+    """An RFC 3339 time or Unix seconds as an aware UTC datetime."""
+    from datetime import UTC, datetime
+
+    if value is None:
+        return None
+    try:
+        return datetime.fromtimestamp(float(value), UTC)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise SreError(None, option, f"{value!r} is neither RFC 3339 nor Unix seconds") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+@slo_group.command("report")
+@_SPEC_PATHS
+@click.option(
+    "--prometheus",
+    default="http://127.0.0.1:9090",
+    show_default=True,
+    envvar="SRE_PROMETHEUS_URL",
+    help="Prometheus base URL (env SRE_PROMETHEUS_URL).",
+)
+@click.option("--since", default="24h", show_default=True, help="Range length ending at --end.")
+@click.option(
+    "--start", default=None, help="Range start (RFC 3339 or Unix seconds); wins over --since."
+)
+@click.option("--end", default=None, help="Range end (RFC 3339 or Unix seconds) [default: now].")
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["table", "markdown", "json"]),
+    default="table",
+    show_default=True,
+)
+@click.option("-o", "--output", default="-", show_default=True, help="File to write, or -.")
+@click.option(
+    "--email-to", multiple=True, help="Also mail the report (HTML and text) here (repeat)."
+)
+@click.option("--email-from", default="sre@localhost", show_default=True, help="Sender address.")
+@click.option("--email-title", default="eLibrary SLO report", show_default=True)
+@click.option("--smtp-host", default="127.0.0.1", show_default=True, envvar="SRE_SMTP_HOST")
+@click.option(
+    "--smtp-port",
+    type=click.IntRange(1, 65535),
+    default=2525,
+    show_default=True,
+    envvar="SRE_SMTP_PORT",
+)
+@click.option("--smtp-starttls/--no-smtp-starttls", default=True, show_default=True)
+@click.option("--smtp-user", default=None, envvar="SRE_SMTP_USER", help="Log in as this user.")
+@click.option(
+    "--smtp-password-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    envvar="SRE_SMTP_PASSWORD_FILE",
+    help="File holding the SMTP password (never a flag).",
+)
+@click.option(
+    "--smtp-cafile",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    default=None,
+    help="CA bundle that signed the SMTP server's certificate.",
+)
+@_period_options
+@_reports_errors
+def slo_report(
+    paths: tuple[Path, ...],
+    prometheus: str,
+    since: str,
+    start: str | None,
+    end: str | None,
+    output_format: str,
+    output: str,
+    email_to: tuple[str, ...],
+    email_from: str,
+    email_title: str,
+    smtp_host: str,
+    smtp_port: int,
+    smtp_starttls: bool,
+    smtp_user: str | None,
+    smtp_password_file: Path | None,
+    smtp_cafile: Path | None,
+    slo_period: str,
+    slo_period_windows_path: Path | None,
+) -> None:
+    """SLI, budget left, burn rate per alert window and alerts fired, read from Prometheus.
+
+    A report, not a gate: it exits 0 even when SLOs burn; 2 when Prometheus does not answer
+    or an SLO has no data. With --email-to it also goes out as the daily summary.
+    """
+    import ssl
+    from datetime import UTC, datetime, timedelta
+
+    from slo import mail, report
+    from sre.durations import parse_duration
+
+    documents, catalog = _load_slos(paths, slo_period, slo_period_windows_path)
+    slos = [s for d in documents for s in d.slos]
+    end_at = _moment(end, "--end") or datetime.now(UTC)
+    start_at = _moment(start, "--start")
+    if start_at is None:
+        try:
+            start_at = end_at - timedelta(seconds=parse_duration(since))
+        except ValueError as exc:
+            raise SreError(None, "--since", str(exc)) from None
+    password = mail.read_password(smtp_password_file) if smtp_password_file else None
+    if email_to and smtp_user and password is None:
+        raise SreError(None, "--smtp-password-file", f"needed to log in as {smtp_user}")
+    result = report.fetch_report(prometheus, slos, catalog, start_at, end_at)
+    render = {
+        "table": report.render_table,
+        "markdown": report.render_markdown,
+        "json": report.render_json,
+    }[output_format]
+    _emit(render(result), output, check=False)
+    if email_to:
+        message = mail.build_message(result, email_from, list(email_to), title=email_title)
+        context = ssl.create_default_context(cafile=str(smtp_cafile)) if smtp_cafile else None
+        mail.send_message(
+            message, smtp_host, smtp_port, smtp_starttls, smtp_user, password, tls_context=context
+        )
+        click.echo(f"mailed the report to {', '.join(email_to)}", err=True)
+
+
 def _emit(text: str, output: str, check: bool) -> None:
     """Write text to a file (atomically) or stdout; with check, exit 1 if it would differ."""
     if output == "-":
