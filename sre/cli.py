@@ -482,6 +482,79 @@ def slo_build(
     _emit(text, output or "-", check)
 
 
+def _burn_rates(text: str | None) -> list[float] | None:
+    """``0.5,1,14.4,outage`` as numbers (``outage``: a full outage)."""
+    from slo.simulate import OUTAGE
+
+    if text is None:
+        return None
+    rates = []
+    for item in text.split(","):
+        word = item.strip().lower()
+        try:
+            rates.append(OUTAGE if word == "outage" else float(word.removesuffix("x")))
+        except ValueError:
+            raise SreError(None, "--burn-rates", f"{item!r} is not a number or outage") from None
+    return rates
+
+
+@slo_group.command("simulate")
+@_SPEC_PATHS
+@click.option(
+    "--burn-rates",
+    default=None,
+    help="Comma-separated burn rates, 'outage' for 100% errors "
+    "[default: 0.5,1,2,6,14.4,30,outage].",
+)
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["markdown", "json"]),
+    default="markdown",
+    show_default=True,
+)
+@click.option("-o", "--output", default="-", show_default=True, help="File to write, or -.")
+@click.option(
+    "--evaluation-interval",
+    default="1m",
+    show_default=True,
+    help="Rule evaluation interval of the simulation (the resolution of every figure).",
+)
+@click.option("--promtool", default="promtool", show_default=True, help="promtool to run.")
+@_period_options
+@_reports_errors
+def slo_simulate(
+    paths: tuple[Path, ...],
+    burn_rates: str | None,
+    output_format: str,
+    output: str,
+    evaluation_interval: str,
+    promtool: str,
+    slo_period: str,
+    slo_period_windows_path: Path | None,
+) -> None:
+    """When each SLO's page and ticket alerts start and stop, per burn rate.
+
+    Measured by running the generated rules in promtool over a synthetic incident, beside
+    the SRE Workbook's expected detection time; figures more than one evaluation interval
+    away from it are flagged.
+    """
+    from slo import simulate
+    from sre.durations import parse_duration
+
+    documents, catalog = _load_slos(paths, slo_period, slo_period_windows_path)
+    try:
+        interval_s = parse_duration(evaluation_interval)
+    except ValueError as exc:
+        raise SreError(None, "--evaluation-interval", str(exc)) from None
+    slos = [s for d in documents for s in d.slos]
+    result = simulate.simulate(
+        slos, catalog, _burn_rates(burn_rates), interval_s, promtool=promtool
+    )
+    render = simulate.render_json if output_format == "json" else simulate.render_markdown
+    _emit(render(result), output, check=False)
+
+
 def _moment(value: str | None, option: str) -> Any:
     """An RFC 3339 time or Unix seconds as an aware UTC datetime."""
     from datetime import UTC, datetime

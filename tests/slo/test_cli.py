@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -132,3 +133,35 @@ def test_build_without_paths_refuses_options_that_would_change_committed_files()
     result = run("slo", "build", "--disable-alerts")
     assert result.exit_code == 2
     assert "options that change the rules need input PATHS" in result.output
+
+
+def test_simulate_prints_measured_times_as_json(tmp_path: Path) -> None:
+    out = tmp_path / "simulation.json"
+    result = run(
+        "slo", "simulate", "--burn-rates", "30x,outage", "--format", "json", "-o", str(out)
+    )
+    assert result.exit_code == 0, result.output
+    slos = json.loads(out.read_text())["slos"]
+    assert len(slos) == 3
+    assert all(len(s["burns"]) == 2 for s in slos)
+    outage = slos[0]["burns"][1]
+    assert outage["outage"] is True
+    assert outage["page"]["measured_start_seconds"] <= 120
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--burn-rates", "1,fast"], "error: --burn-rates: 'fast' is not a number or outage"),
+        (["--burn-rates", "0"], "error: burn rates: 0 must be above 0"),
+        (
+            ["--evaluation-interval", "soon"],
+            "error: --evaluation-interval: 'soon' is not a duration such as 5m, 6h, 30d or 4w",
+        ),
+    ],
+    ids=["a word that is no rate", "a zero rate", "an interval that is no duration"],
+)
+def test_simulate_bad_options_exit_2(args: list[str], message: str) -> None:
+    result = run("slo", "simulate", *args)
+    assert result.exit_code == 2
+    assert result.output.splitlines()[0] == message
