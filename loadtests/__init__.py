@@ -1,0 +1,1 @@
+"""Load tests: Locust journeys and profiles against the library service (DESIGN.md)."""
