@@ -683,6 +683,122 @@ def slo_report(
         click.echo(f"mailed the report to {', '.join(email_to)}", err=True)
 
 
+@slo_group.command("gate")
+@click.option(
+    "--spec",
+    "specs",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="SLO spec file or directory (repeat) [default: slo/specs].",
+)
+@click.option(
+    "--locust-stats",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="CSV prefix of a run (DIR/locust); its per-request log and run.json beside it.",
+)
+@click.option(
+    "--prometheus",
+    default=None,
+    envvar="SRE_PROMETHEUS_URL",
+    help="Prometheus base URL for the server side (env SRE_PROMETHEUS_URL).",
+)
+@click.option("--start", default=None, help="Run start (RFC 3339 or Unix seconds) [run.json].")
+@click.option("--end", default=None, help="Run end (RFC 3339 or Unix seconds) [run.json].")
+@click.option(
+    "--baseline",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="An earlier run's output folder to compare with.",
+)
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["table", "markdown", "json"]),
+    default="table",
+    show_default=True,
+    help="What goes to stdout.",
+)
+@click.option(
+    "--markdown",
+    "markdown_file",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Also append the Markdown report here (e.g. $GITHUB_STEP_SUMMARY).",
+)
+@click.option(
+    "--json",
+    "json_file",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Also write the JSON report here.",
+)
+@click.option(
+    "--junit",
+    "junit_file",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Also write JUnit XML here, one test case per objective.",
+)
+@click.option(
+    "--settle",
+    type=click.FloatRange(0, 300),
+    default=15.0,
+    show_default=True,
+    help="Seconds to wait for Prometheus' first scrape after the run's end.",
+)
+@_period_options
+@_reports_errors
+def slo_gate(
+    specs: tuple[Path, ...],
+    locust_stats: Path | None,
+    prometheus: str | None,
+    start: str | None,
+    end: str | None,
+    baseline: Path | None,
+    output_format: str,
+    markdown_file: Path | None,
+    json_file: Path | None,
+    junit_file: Path | None,
+    settle: float,
+    slo_period: str,
+    slo_period_windows_path: Path | None,
+) -> None:
+    """Judge one load-test run against the specs' gate: blocks.
+
+    Exit 0 pass (warnings included), 1 fail, 2 unusable input, 3 inconclusive: the run
+    cannot show the objective either way.
+    """
+    from slo import gate
+
+    documents, _ = _load_slos(specs, slo_period, slo_period_windows_path)
+    slos = [s for d in documents for s in d.slos]
+    report = gate.judge_run(
+        slos,
+        locust_stats,
+        prometheus,
+        _moment(start, "--start"),
+        _moment(end, "--end"),
+        baseline,
+        gate.GateSettings(settle_s=settle),
+    )
+    render = {
+        "table": gate.render_table,
+        "markdown": gate.render_markdown,
+        "json": gate.render_json,
+    }[output_format]
+    click.echo(render(report), nl=False)
+    if markdown_file is not None:
+        with markdown_file.open("a", encoding="utf-8") as handle:
+            handle.write(gate.render_markdown(report))
+    for target, text in ((json_file, gate.render_json), (junit_file, gate.render_junit)):
+        if target is not None:
+            from sre.generated import write_files
+
+            write_files({target.name: text(report)}, root=target.resolve().parent)
+    sys.exit(report.exit_code)
+
+
 def _emit(text: str, output: str, check: bool) -> None:
     """Write text to a file (atomically) or stdout; with check, exit 1 if it would differ."""
     if output == "-":
@@ -708,6 +824,164 @@ def _emit(text: str, output: str, check: bool) -> None:
 def generate(check: bool) -> None:
     """Rebuild every committed generated artifact of every component."""
     _write_or_check(all_artifacts(), check)
+
+
+@main.group("loadtest")
+def loadtest_group() -> None:
+    """Locust load tests against the library service (docs/loadtests.md)."""
+
+
+@loadtest_group.command("run")
+@click.option(
+    "--profile",
+    type=click.Choice(["smoke", "load", "stress", "soak"]),
+    required=True,
+    help="Users, spawn rate, duration and pacing (docs/loadtests.md).",
+)
+@click.option("--host", required=True, help="Base URL of the service, e.g. http://127.0.0.1:8000.")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, file_okay=False),
+    required=True,
+    help="Directory for Locust's CSV, HTML and JSON, the per-request log and run.json.",
+)
+@click.option("--users", type=int, default=None, help="Peak users (Locust's --users).")
+@click.option("--spawn-rate", type=float, default=None, help="Users started per second.")
+@click.option("--run-time", default=None, help="Length: seconds, or 30s, 5m, 1h30m.")
+@click.option(
+    "--processes",
+    type=click.IntRange(0, 64),
+    default=0,
+    show_default=True,
+    help="Worker processes on this machine under one master (0: one local process).",
+)
+@click.option("--master", is_flag=True, help="Run only the master; workers join from elsewhere.")
+@click.option("--worker", is_flag=True, help="Run only a worker of a master at --master-host.")
+@click.option("--expect-workers", type=click.IntRange(1, 1000), default=None)
+@click.option("--master-host", default="127.0.0.1", show_default=True)
+@click.option("--master-port", type=click.IntRange(1, 65535), default=5557, show_default=True)
+@click.option(
+    "--admin-email",
+    default=None,
+    envvar="SRE_LOADTEST_ADMIN_EMAIL",
+    help="Admin the admin journey logs in as; without it that journey is left out.",
+)
+@click.option(
+    "--admin-password-file",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    default=None,
+    envvar="SRE_LOADTEST_ADMIN_PASSWORD_FILE",
+    help="File holding that admin's password.",
+)
+@_reports_errors
+def loadtest_run(
+    profile: str,
+    host: str,
+    out: Path,
+    users: int | None,
+    spawn_rate: float | None,
+    run_time: str | None,
+    processes: int,
+    master: bool,
+    worker: bool,
+    expect_workers: int | None,
+    master_host: str,
+    master_port: int,
+    admin_email: str | None,
+    admin_password_file: Path | None,
+) -> None:
+    """Run one profile headless; it stops by itself and writes what `sre slo gate` reads."""
+    from loadtests import LoadTestFailed, parse_run_time, run_loadtest
+
+    env = {}
+    if admin_email and admin_password_file:
+        env = {
+            "SRE_LOADTEST_ADMIN_EMAIL": admin_email,
+            "SRE_LOADTEST_ADMIN_PASSWORD_FILE": str(admin_password_file.resolve()),
+        }
+    try:
+        result = run_loadtest(
+            profile,
+            host,
+            out,
+            users=users,
+            spawn_rate=spawn_rate,
+            run_time_s=parse_run_time(run_time) if run_time is not None else None,
+            processes=processes,
+            master=master,
+            worker=worker,
+            expect_workers=expect_workers,
+            master_host=master_host,
+            master_port=master_port,
+            env=env,
+            progress=click.echo,
+        )
+    except LoadTestFailed as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    click.echo(f"{result.requests} requests; reports in {out}")
+
+
+def _demo_line(text: str) -> None:
+    """One progress line with its prefix; a block (the gate's table) as it is."""
+    click.echo(f"demo: {text}" if text and "\n" not in text else text)
+
+
+@main.command("demo")
+@click.option(
+    "--fault",
+    type=click.Choice(["latency", "errors"]),
+    default=None,
+    help="Turn on the app's fault injection for the second half of the run.",
+)
+@click.option(
+    "--workdir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path("var/demo"),
+    show_default=True,
+    help="Where data, logs and reports go.",
+)
+@click.option(
+    "--run-time",
+    "run_time_s",
+    type=click.IntRange(10, 3600),
+    default=90,
+    show_default=True,
+    help="Seconds of load; the fault starts half-way.",
+)
+@click.option(
+    "--users",
+    type=click.IntRange(1, 1000),
+    default=None,
+    help="Override the smoke profile's users.",
+)
+@click.option(
+    "--keep-running", is_flag=True, help="After the gate, keep the stack up until Ctrl-C."
+)
+@_reports_errors
+def demo(
+    fault: str | None, workdir: Path, run_time_s: int, users: int | None, keep_running: bool
+) -> None:
+    """The whole loop on this machine: app, exporter, Prometheus, Alertmanager, Slack,
+    a smoke load test and the SLO gate; exits with the gate's code. Ctrl-C stops it all."""
+    import os
+
+    from sre.demo import DemoOptions, run_demo
+
+    options = DemoOptions(
+        workdir=workdir,
+        fault=fault,
+        database_url=os.environ.get("DATABASE_URL"),
+        run_time_s=run_time_s,
+        users=users,
+        keep_running=keep_running,
+    )
+    try:
+        code = run_demo(options, _demo_line)
+    except KeyboardInterrupt:
+        click.echo("demo: interrupted; everything it started is stopped", err=True)
+        sys.exit(130)
+    sys.exit(code)
 
 
 @app_group.group("users")
