@@ -49,12 +49,21 @@ class Profile:
     def target_rps(self) -> float:
         """The intended mean request rate over the whole run (run.json's ``target_rps``).
 
-        A stepped profile holds each step for an equal share of the run, so its mean is the
-        mean of its steps' rates: the gate compares the achieved rate with this, and a
-        stress run must not look short of its peak.
+        The gate compares the achieved rate with this, so it counts what the profile itself
+        holds back: each step's share of the run, and the ramp at ``spawn_rate`` to each
+        step's users (a ramp of ``d`` users misses ``d * d / (2 * spawn_rate)`` user-seconds).
+        A stress run must not look short of its peak, nor a fast ramp of its users.
         """
-        users = [math.ceil(self.users * k / self.steps) for k in range(1, self.steps + 1)]
-        return round(sum(users) / self.steps * self.user_rps, 6)
+        step_s = self.run_time_s / self.steps
+        user_seconds, before = 0.0, 0
+        for k in range(1, self.steps + 1):
+            users = math.ceil(self.users * k / self.steps)
+            ramp_s = min(step_s, (users - before) / self.spawn_rate)
+            # users grow linearly from ``before`` during the ramp, then hold for the step
+            ramping = ramp_s * (before + min(users, before + self.spawn_rate * ramp_s)) / 2
+            user_seconds += ramping + users * (step_s - ramp_s)
+            before = users
+        return round(user_seconds / self.run_time_s * self.user_rps, 6)
 
     @property
     def think_time_s(self) -> float:

@@ -160,6 +160,10 @@ class GateSettings:
     negligible_delta: float = 0.147
     #: Cliff's delta from this on (a medium effect) fails; between the two it warns
     max_delta: float = 0.33
+    #: a significant shift of the median smaller than this share of the baseline's median
+    #: is tiny and passes: with an injected or network-bound latency the spread is so narrow
+    #: that 1 ms is a "large" Cliff's delta, which a user would never notice
+    min_shift: float = 0.05
     #: an achieved request rate more than this share below run.json's target is invalid
     max_rate_shortfall: float = 0.10
     #: client and server request counts further apart than this share are invalid
@@ -1559,7 +1563,10 @@ def _p95_baseline(
 def _statistical(
     client: _ClientSide | None, base: _ClientSide | None, settings: GateSettings
 ) -> Judgement:
-    limit_text = f"Cliff's delta < {settings.max_delta:g} (alpha {settings.alpha:g})"
+    limit_text = (
+        f"Cliff's delta < {settings.max_delta:g} or median +{settings.min_shift:.0%} "
+        f"(alpha {settings.alpha:g})"
+    )
     if base is None:
         return _not_checked("statistical", limit_text, "no --baseline run given")
     if client is None or client.latencies is None:
@@ -1582,8 +1589,17 @@ def _statistical(
         "candidate_requests": len(candidate),
         "baseline_requests": len(baseline),
     }
+    base_median = float(np.median(baseline))
+    relative = shift / base_median if base_median > 0 else math.inf if shift > 0 else 0.0
+    values["median_shift_ratio"] = relative
     if p >= settings.alpha:
         verdict, reason = Verdict.PASS, f"not significantly slower than the baseline (p = {p:.2g})"
+    elif relative < settings.min_shift:
+        verdict = Verdict.PASS
+        reason = (
+            f"significantly slower than the baseline but tinily: the median moved "
+            f"{relative:+.1%}, under {settings.min_shift:.0%}"
+        )
     elif delta >= settings.max_delta:
         verdict = Verdict.FAIL
         reason = f"significantly slower than the baseline, by a {_effect(delta)} effect"

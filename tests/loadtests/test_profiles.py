@@ -14,15 +14,15 @@ from sre.errors import SreError
 @pytest.mark.parametrize(
     ("name", "users", "spawn_rate", "run_time_s", "target_rps", "steps"),
     [
-        ("smoke", 5, 5, 30, 5, 1),
-        ("load", 50, 5, 600, 50, 1),
-        ("stress", 200, 10, 600, 120, 5),
-        ("soak", 30, 2, 3600, 30, 1),
+        ("smoke", 5, 5, 30, 4.916667, 1),
+        ("load", 50, 5, 600, 49.583333, 1),
+        ("stress", 200, 10, 600, 119.333333, 5),
+        ("soak", 30, 2, 3600, 29.9375, 1),
     ],
     ids=[
         "smoke is five users for half a minute",
         "load is fifty users for ten minutes",
-        "stress climbs to two hundred users in five steps over ten minutes (mean rate 120/s)",
+        "stress climbs to two hundred users in five steps over ten minutes (mean rate 119/s)",
         "soak is thirty users for an hour",
     ],
 )
@@ -97,7 +97,8 @@ def test_overrides_replace_users_spawn_rate_and_run_time_and_nothing_else() -> N
     stress = with_overrides(PROFILES["stress"], users=10, spawn_rate=2.5, run_time_s=100)
     assert (stress.users, stress.spawn_rate, stress.run_time_s) == (10, 2.5, 100)
     assert (stress.steps, stress.user_rps, stress.name) == (5, 1.0, "stress")
-    assert (stress.peak_rps, stress.target_rps) == (10, 6)  # steps of 2, 4, 6, 8, 10 users
+    # steps of 2, 4, 6, 8, 10 users, each reached after a 0.8 s ramp at 2.5 users/s
+    assert (stress.peak_rps, stress.target_rps) == (10, 5.96)
     assert [stress.users_at(t) for t in (0, 20, 40, 60, 80, 99)] == [2, 4, 6, 8, 10, 10]
     assert with_overrides(PROFILES["load"]) == PROFILES["load"]
 
@@ -168,3 +169,21 @@ def test_without_a_run_time_the_shape_plays_the_profiles_own() -> None:
     assert shape.tick() == (5, 5.0)
     shape.now = 30
     assert shape.tick() is None
+
+
+@pytest.mark.parametrize(
+    ("users", "spawn_rate", "run_time_s", "target_rps"),
+    [(30, 30, 15, 29.0), (30, 6, 15, 25.0), (30, 1, 15, 7.5)],
+    ids=[
+        "thirty users started in a second miss half a second of load",
+        "thirty users ramped over five seconds average twenty-five",
+        "a ramp longer than the run never reaches its users",
+    ],
+)
+def test_the_target_rate_counts_the_ramp(
+    users: int, spawn_rate: float, run_time_s: int, target_rps: float
+) -> None:
+    smoke = with_overrides(
+        PROFILES["smoke"], users=users, spawn_rate=spawn_rate, run_time_s=run_time_s
+    )
+    assert smoke.target_rps == target_rps

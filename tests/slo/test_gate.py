@@ -510,7 +510,11 @@ def test_the_error_ratio_may_grow_by_the_gates_points_over_the_baseline(
     ("shift_ms", "verdict", "reason"),
     [
         (0.0, Verdict.PASS, "not significantly slower than the baseline (p = 0.5)"),
-        (2.5, Verdict.PASS, "significantly slower than the baseline but negligibly (delta 0.049)"),
+        (
+            2.5,
+            Verdict.PASS,
+            "significantly slower than the baseline but tinily: the median moved +3.6%, under 5%",
+        ),
         (
             11.0,
             Verdict.WARN,
@@ -520,7 +524,7 @@ def test_the_error_ratio_may_grow_by_the_gates_points_over_the_baseline(
     ],
     ids=[
         "the same latencies are not slower",
-        "2.5 ms slower on 100 ms of spread is significant but negligible: pass",
+        "2.5 ms slower on a 70 ms median is significant but tiny: pass",
         "11 ms slower is a small effect: warn",
         "30 ms slower is a large effect: fail",
     ],
@@ -531,7 +535,26 @@ def test_mann_whitney_u_fails_a_slower_candidate_only_for_a_sizeable_effect(
     candidate = client_of(calls(BOOKS, [ms + shift_ms for ms in BASE_LATENCIES]))
     found = judgement(judge(LATENCY, candidate, None, base_run()), "statistical")
     assert (found.verdict, found.reason) == (verdict, reason)
-    assert found.limit == "Cliff's delta < 0.33 (alpha 0.01)"
+    assert found.limit == "Cliff's delta < 0.33 or median +5% (alpha 0.01)"
+
+
+@pytest.mark.parametrize(
+    ("shift_ms", "verdict"),
+    [(2.0, Verdict.PASS), (30.0, Verdict.FAIL)],
+    ids=[
+        "2 ms on a tight 100 ms (a large delta, a 2% shift) passes",
+        "30 ms on a tight 100 ms fails",
+    ],
+)
+def test_a_tight_distribution_fails_only_for_a_shift_a_user_would_notice(
+    shift_ms: float, verdict: Verdict
+) -> None:
+    """An injected or network-bound latency: a spread of 2 ms, so 2 ms is a huge delta."""
+    tight = spread(2000, 100, 102)
+    candidate = client_of(calls(BOOKS, [ms + shift_ms for ms in tight]))
+    found = judgement(judge(LATENCY, candidate, None, base_run(tight)), "statistical")
+    assert found.verdict is verdict, found.reason
+    assert found.values["cliffs_delta"] > 0.5
 
 
 def test_a_faster_candidate_is_never_significantly_slower() -> None:
