@@ -98,17 +98,22 @@ def create_book() -> tuple[dict[str, Any], int, dict[str, str]]:
     body = json_body("BookCreate")
     isbn = _checked_isbn(body["isbn"])
     st = state()
+
+    def create(s: Any) -> tuple[int, Any]:
+        book_id = sql.create_book(
+            s,
+            body["title"].strip(BLANK),
+            body["author"].strip(BLANK),
+            isbn,
+            body["copies"],
+            st.clock(),
+        )
+        return book_id, sql.get_book(s, book_id)
+
     try:
-        with st.db.transaction() as s:
-            book_id = sql.create_book(
-                s,
-                body["title"].strip(BLANK),
-                body["author"].strip(BLANK),
-                isbn,
-                body["copies"],
-                st.clock(),
-            )
-            row = sql.get_book(s, book_id)
+        # run_transaction: InnoDB may pick this insert as a deadlock victim under
+        # concurrent writes (the copies rows); it is rolled back whole and retried
+        book_id, row = st.db.run_transaction(create)
     except sql.IntegrityViolation:
         raise _duplicate_isbn() from None
     assert row is not None
@@ -125,16 +130,17 @@ def update_book(book_id: int) -> dict[str, Any]:
     if "isbn" in changes:
         changes["isbn"] = _checked_isbn(body["isbn"])
     st = state()
+
+    def update(s: Any) -> Any:
+        outcome = sql.update_book(s, book_id, changes, st.clock())
+        if outcome == "missing":
+            raise _not_found(book_id)
+        if outcome == "on_loan":
+            raise ApiError(409, "Conflict", "Copies cannot go below the number on loan right now.")
+        return sql.get_book(s, book_id)
+
     try:
-        with st.db.transaction() as s:
-            outcome = sql.update_book(s, book_id, changes, st.clock())
-            if outcome == "missing":
-                raise _not_found(book_id)
-            if outcome == "on_loan":
-                raise ApiError(
-                    409, "Conflict", "Copies cannot go below the number on loan right now."
-                )
-            row = sql.get_book(s, book_id)
+        row = st.db.run_transaction(update)
     except sql.IntegrityViolation:
         raise _duplicate_isbn() from None
     assert row is not None
@@ -144,10 +150,12 @@ def update_book(book_id: int) -> dict[str, Any]:
 @blueprint.delete("/api/books/<int:book_id>")
 @require_admin
 def delete_book(book_id: int) -> tuple[str, int]:
-    with state().db.transaction() as s:
+    def delete(s: Any) -> None:
         outcome = sql.delete_book(s, book_id)
         if outcome == "missing":
             raise _not_found(book_id)
         if outcome == "on_loan":
             raise ApiError(409, "Conflict", "The book has copies on loan; wait for returns.")
+
+    state().db.run_transaction(delete)
     return "", 204
