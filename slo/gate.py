@@ -42,7 +42,6 @@ for the CLI.
 
 from __future__ import annotations
 
-import ast
 import csv
 import json
 import math
@@ -58,16 +57,12 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import promql_parser
-import requests
 from junitparser import Error, Failure, JUnitXml, Skipped, TestCase, TestSuite
-from prometheus_api_client.exceptions import PrometheusApiClientException
-from prometheus_api_client.prometheus_connect import PrometheusConnect
 from scipy import stats
-from urllib3.util.retry import Retry
 
 from slo.errors import SpecError
 from slo.model import SLO, EventsSLI, GateBaseline, GateSpec
-from slo.report import NoDataError, PrometheusError, redact_url
+from slo.prometheus import NoDataError, PrometheusClient
 from slo.spec import render_query
 from sre.durations import format_duration
 
@@ -713,7 +708,7 @@ def fetch_server_run(
     """
     selector = server_selector(slos)
     window_s = max(120, math.ceil(settle_s) + 1)
-    prometheus = _Prometheus(prometheus_url, timeout_s)
+    prometheus = PrometheusClient(prometheus_url, timeout_s, retries=1)
     deadline = min(end.timestamp() + settle_s, time.time() + settle_s)
     try:
         before = prometheus.instant(selector, start.timestamp() - 0.001)
@@ -808,69 +803,6 @@ def _server_run(
 
 def _labels_text(labels: tuple[tuple[str, str], ...]) -> str:
     return "{" + ",".join(f'{k}="{v}"' for k, v in labels) + "}"
-
-
-class _Prometheus:
-    """PrometheusConnect with its failures turned into PrometheusError (as slo.report does)."""
-
-    def __init__(self, url: str, timeout_s: float) -> None:
-        self.url = redact_url(url)
-        self.timeout_s = timeout_s
-        # one quick retry of a refused connection; the gate must answer in seconds
-        retry = Retry(total=1, connect=1, read=0, backoff_factor=0.1, raise_on_status=False)
-        self._api = PrometheusConnect(
-            url=url.rstrip("/"), retry=retry, timeout=math.ceil(timeout_s)
-        )
-
-    def close(self) -> None:
-        self._api.close()
-
-    def instant(self, query: str, at: float) -> list[dict[str, Any]]:
-        """The result of ``query`` evaluated at Unix time ``at``."""
-        try:
-            result = self._api.custom_query(query, {"time": f"{at:.3f}"})
-        except PrometheusApiClientException as exc:
-            status, message = _api_error(str(exc))
-            if status in (400, 422):
-                problem = f"Prometheus rejects the query {query}: {message}"
-            else:
-                problem = f"Prometheus answers HTTP {status}: {message}"
-            raise PrometheusError(self.url, None, problem) from None
-        except (requests.exceptions.JSONDecodeError, KeyError, TypeError):
-            problem = "answers, but not as the Prometheus HTTP API (no JSON data.result)"
-            raise PrometheusError(self.url, None, problem) from None
-        except requests.RequestException as exc:
-            problem = f"Prometheus does not answer ({_reason(exc, self.timeout_s)})"
-            raise PrometheusError(self.url, None, problem) from None
-        if not isinstance(result, list):
-            problem = "answers, but not as the Prometheus HTTP API (no result list)"
-            raise PrometheusError(self.url, None, problem)
-        return result
-
-
-def _api_error(text: str) -> tuple[int, str]:
-    match = re.fullmatch(r"HTTP Status Code (\d+) \((b'.*'|b\".*\")\)", text, re.DOTALL)
-    if match is None:
-        return 0, "an unexpected answer"
-    try:
-        message = str(json.loads(ast.literal_eval(match.group(2)))["error"])
-    except (ValueError, SyntaxError, KeyError, TypeError):
-        message = "no Prometheus error message"
-    return int(match.group(1)), message
-
-
-def _reason(exc: requests.RequestException, timeout_s: float) -> str:
-    # only a fixed phrase: the exception's text may quote the URL and its credentials
-    text = str(exc)
-    if isinstance(exc, requests.Timeout) or "timed out" in text:
-        return f"no answer within {timeout_s:g}s"
-    if "refused" in text:
-        return "connection refused"
-    if "resolution" in text or "not known" in text or "nodename" in text:
-        return "unknown host"
-    if isinstance(exc, requests.exceptions.InvalidURL | requests.exceptions.MissingSchema):
-        return "not a valid http(s) URL"
-    return type(exc).__name__
 
 
 def _number(raw: Any) -> float:

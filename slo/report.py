@@ -25,7 +25,6 @@ model; ``render_*`` are pure functions of that model.
 
 from __future__ import annotations
 
-import ast
 import json
 import math
 import re
@@ -33,15 +32,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
-
-import requests
-from prometheus_api_client.exceptions import PrometheusApiClientException
-from prometheus_api_client.prometheus_connect import PrometheusConnect
-from urllib3.util.retry import Retry
 
 from slo.errors import SpecError
 from slo.model import SLO, EventsSLI, PeriodWindows
+from slo.prometheus import NoDataError, PrometheusClient, PrometheusError, one_line, redact_url
 from slo.rules import sli_error_metric, slo_selector
 from slo.spec import render_query
 from sre.durations import format_duration
@@ -74,14 +68,6 @@ _MAX_POINTS = 5000
 _NA = "n/a"
 #: a formatted number cell: 99.9%, 12.34, n/a, or empty
 _NUMBER = re.compile(r"-?[0-9.]+%?|n/a|")
-
-
-class PrometheusError(SpecError):
-    """Prometheus does not answer, answers with an error, or rejects a query: exit 2."""
-
-
-class NoDataError(SpecError):
-    """Prometheus answers but lacks an SLO's series: exit 2 (nothing to report on)."""
 
 
 # --- raw numbers (what Prometheus said) ---------------------------------------------------
@@ -244,7 +230,7 @@ def fetch_raw(
     if missing:
         period = format_duration(missing[0].period_s)
         raise SpecError(None, f"SLO {missing[0].id}", f"no alert windows for a {period} period")
-    prometheus = _Prometheus(prometheus_url, timeout_s)
+    prometheus = PrometheusClient(prometheus_url, timeout_s, retries=2)
     try:
         problems: list[NoDataError] = []
         raw = [_fetch_slo(prometheus, s, catalog[s.period_s], start, end, problems) for s in slos]
@@ -256,74 +242,8 @@ def fetch_raw(
     return RawReport(prometheus.url, start, end, tuple(r for r in raw if r is not None))
 
 
-def redact_url(url: str) -> str:
-    """The URL without user, password, query or fragment: safe to print."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    try:
-        port = parts.port
-    except ValueError:
-        port = None
-    netloc = f"{host}:{port}" if port else host
-    return urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
-
-
-class _Prometheus:
-    """A thin wrapper over PrometheusConnect turning its failures into PrometheusError."""
-
-    def __init__(self, url: str, timeout_s: int) -> None:
-        self.url = redact_url(url)
-        self.timeout_s = timeout_s
-        # Few, quick retries: a report run by cron should fail fast and say why.
-        retry = Retry(
-            total=2,
-            connect=1,
-            read=0,
-            backoff_factor=0.2,
-            status_forcelist=(502, 503, 504),
-            raise_on_status=False,
-        )
-        self._api = PrometheusConnect(url=url.rstrip("/"), retry=retry, timeout=timeout_s)
-
-    def close(self) -> None:
-        self._api.close()
-
-    def instant(self, query: str, at: datetime) -> list[dict[str, Any]]:
-        """The instant vector of ``query`` at ``at``."""
-        return self._call(query, lambda: self._api.custom_query(query, {"time": at.timestamp()}))
-
-    def span(self, query: str, start: datetime, end: datetime, step_s: int) -> list[dict[str, Any]]:
-        """The range vector (matrix) of ``query`` from ``start`` to ``end``."""
-        return self._call(
-            query, lambda: self._api.custom_query_range(query, start, end, f"{step_s}s")
-        )
-
-    def _call(self, query: str, call: Any) -> list[dict[str, Any]]:
-        try:
-            result = call()
-        except PrometheusApiClientException as exc:
-            status, message = _api_error(str(exc))
-            if status in (400, 422):
-                problem = f"Prometheus rejects the query {_one_line(query)}: {message}"
-            else:
-                problem = f"Prometheus answers HTTP {status}: {message}"
-            raise PrometheusError(self.url, None, problem) from None
-        except (requests.exceptions.JSONDecodeError, KeyError, TypeError):
-            problem = "answers, but not as the Prometheus HTTP API (no JSON data.result)"
-            raise PrometheusError(self.url, None, problem) from None
-        except requests.RequestException as exc:
-            problem = f"Prometheus does not answer ({_reason(exc, self.timeout_s)})"
-            raise PrometheusError(self.url, None, problem) from None
-        if not isinstance(result, list):
-            problem = "answers, but not as the Prometheus HTTP API (no result list)"
-            raise PrometheusError(self.url, None, problem)
-        return result
-
-
 def _fetch_slo(
-    prometheus: _Prometheus,
+    prometheus: PrometheusClient,
     slo: SLO,
     windows: PeriodWindows,
     start: datetime,
@@ -333,7 +253,7 @@ def _fetch_slo(
     where = f"SLO {slo.id}"
     selector = slo_selector(slo)
     recorded: dict[str, float] = {}
-    for series in prometheus.instant('{__name__=~"slo:.+", ' + selector[1:], end):
+    for series in prometheus.instant('{__name__=~"slo:.+", ' + selector[1:], end.timestamp()):
         recorded[series["metric"].get("__name__", "")] = _number(series["value"][1])
     if "slo:objective:ratio" not in recorded:
         problems.append(
@@ -353,7 +273,7 @@ def _fetch_slo(
             NoDataError(
                 prometheus.url,
                 where,
-                f"no data for {_one_line(render_query(query, range_s))} over "
+                f"no data for {one_line(render_query(query, range_s))} over "
                 f"{format_duration(range_s)} to {_iso(end)}: nothing scraped for the SLI",
             )
         )
@@ -380,23 +300,23 @@ def _fetch_slo(
 
 
 def _sli_ratio(
-    prometheus: _Prometheus, slo: SLO, window_s: int, at: datetime
+    prometheus: PrometheusClient, slo: SLO, window_s: int, at: datetime
 ) -> tuple[bool, float | None]:
     """Whether the SLI has any series over the window, and its error ratio (None: no events).
 
     Several series in a result are summed: the ratio of the sums, as one SLI.
     """
     if isinstance(slo.sli, EventsSLI):
-        total = prometheus.instant(render_query(slo.sli.total_query, window_s), at)
+        total = prometheus.instant(render_query(slo.sli.total_query, window_s), at.timestamp())
         if not total:
             return False, None
-        errors = prometheus.instant(render_query(slo.sli.error_query, window_s), at)
+        errors = prometheus.instant(render_query(slo.sli.error_query, window_s), at.timestamp())
         total_sum = sum(_number(s["value"][1]) for s in total)
         error_sum = sum(_number(s["value"][1]) for s in errors)  # no error series: no errors
         if not total_sum > 0:  # zero events, or NaN
             return True, None
         return True, error_sum / total_sum
-    ratio = prometheus.instant(render_query(slo.sli.error_ratio_query, window_s), at)
+    ratio = prometheus.instant(render_query(slo.sli.error_ratio_query, window_s), at.timestamp())
     if not ratio:
         return False, None
     values = [_number(s["value"][1]) for s in ratio]
@@ -404,7 +324,7 @@ def _sli_ratio(
 
 
 def _fetch_alerts(
-    prometheus: _Prometheus, slo: SLO, start: datetime, end: datetime
+    prometheus: PrometheusClient, slo: SLO, start: datetime, end: datetime
 ) -> tuple[RawAlert, ...]:
     range_s = max(1, round((end - start).total_seconds()))
     step = max(1, math.ceil(range_s / _MAX_POINTS))
@@ -420,36 +340,6 @@ def _fetch_alerts(
     return tuple(alerts)
 
 
-def _api_error(text: str) -> tuple[int, str]:
-    """Status and Prometheus' error message from PrometheusApiClientException's text."""
-    match = re.fullmatch(r"HTTP Status Code (\d+) \((b'.*'|b\".*\")\)", text, re.DOTALL)
-    if match is None:
-        return 0, "an unexpected answer"
-    status = int(match.group(1))
-    try:
-        body = ast.literal_eval(match.group(2))
-        message = str(json.loads(body)["error"])
-    except (ValueError, SyntaxError, KeyError, TypeError):
-        message = "no Prometheus error message"
-    return status, message
-
-
-def _reason(exc: requests.RequestException, timeout_s: int) -> str:
-    # Only a fixed phrase leaves here: the exception text may quote the request URL.
-    text = str(exc)
-    if isinstance(exc, requests.Timeout) or "timed out" in text:
-        return f"no answer within {timeout_s}s"
-    if "refused" in text:
-        return "connection refused"
-    if "resolution" in text or "not known" in text or "nodename" in text:
-        return "unknown host"
-    if isinstance(exc, requests.exceptions.SSLError):
-        return "TLS handshake failed"
-    if isinstance(exc, requests.exceptions.InvalidURL | requests.exceptions.MissingSchema):
-        return "not a valid http(s) URL"
-    return type(exc).__name__
-
-
 def _number(raw: Any) -> float:
     try:
         return float(raw)
@@ -462,10 +352,6 @@ def _utc(moment: datetime) -> datetime:
     if moment.tzinfo is None:
         return moment.replace(tzinfo=UTC)
     return moment.astimezone(UTC)
-
-
-def _one_line(query: str) -> str:
-    return " ".join(query.split())
 
 
 # --- pure: the report model -----------------------------------------------------------------
