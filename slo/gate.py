@@ -1267,15 +1267,7 @@ def _error_threshold(
         "limit": limit,
     }
     if n == 0:
-        return Judgement(
-            "threshold",
-            Verdict.INCONCLUSIVE,
-            "no requests",
-            "",
-            limit_text,
-            "the run made no request this SLO counts",
-            values,
-        )
+        return _no_requests(limit_text, values)
     low, high = _clopper_pearson(k, n, settings.confidence)
     values |= {"error_ratio": k / n, "lower_bound": low, "upper_bound": high}
     verdict = _decide(low, high, limit)
@@ -1339,6 +1331,12 @@ def _not_checked(kind: str, limit: str, why: str) -> Judgement:
     return Judgement(kind, Verdict.NOT_CHECKED, _NA, "", limit, why)
 
 
+def _no_requests(limit: str, values: dict[str, Any]) -> Judgement:
+    """A threshold with nothing to judge: no request of the run is one this SLO counts."""
+    reason = "the run made no request this SLO counts"
+    return Judgement("threshold", Verdict.INCONCLUSIVE, "no requests", "", limit, reason, values)
+
+
 def _latency_objective(case: _Case) -> ObjectiveResult:
     judgements = []
     limit = case.gate.max_p95_seconds
@@ -1371,15 +1369,7 @@ def _client_p95_threshold(client: _ClientSide, limit: float) -> Judgement:
         "limit_s": limit,
     }
     if summary.requests == 0:
-        return Judgement(
-            "threshold",
-            Verdict.INCONCLUSIVE,
-            "no requests",
-            "",
-            limit_text,
-            "the run made no request this SLO counts",
-            values,
-        )
+        return _no_requests(limit_text, values)
     low, high = summary.p95_low_s, summary.p95_high_s
     verdict = _decide(low, high, limit)
     what = "Locust's rounded p95" if client.rounded else "p95"
@@ -1405,15 +1395,7 @@ def _server_p95_threshold(server: _ServerSide, limit: float, settings: GateSetti
     limit_text = f"<= {_ms(limit)}"
     total = server.buckets[-1][1] if server.buckets else 0.0
     if total == 0:
-        return Judgement(
-            "threshold",
-            Verdict.INCONCLUSIVE,
-            "no requests",
-            "",
-            limit_text,
-            "the run made no request this SLO counts",
-            {"side": "server", "limit_s": limit},
-        )
+        return _no_requests(limit_text, {"side": "server", "limit_s": limit})
     bounds_at = [le for le, _ in server.buckets]
     below = max((b for b in bounds_at if b <= limit), default=None)
     above = min((b for b in bounds_at if b >= limit), default=math.inf)
