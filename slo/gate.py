@@ -62,9 +62,9 @@ from scipy import stats
 
 from slo.errors import SpecError
 from slo.model import SLO, EventsSLI, GateBaseline, GateSpec
-from slo.prometheus import NoDataError, PrometheusClient
 from slo.spec import render_query
 from sre.durations import format_duration
+from sre.prometheus import NoDataError, PrometheusClient
 
 __all__ = [
     "REQUESTS_HEADER",

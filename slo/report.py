@@ -35,10 +35,10 @@ from typing import Any
 
 from slo.errors import SpecError
 from slo.model import SLO, EventsSLI, PeriodWindows
-from slo.prometheus import NoDataError, PrometheusClient, PrometheusError, one_line, redact_url
 from slo.rules import sli_error_metric, slo_selector
 from slo.spec import render_query
 from sre.durations import format_duration
+from sre.prometheus import NoDataError, PrometheusClient, PrometheusError, one_line, redact_url
 
 __all__ = [
     "FiredAlert",

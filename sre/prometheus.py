@@ -1,5 +1,5 @@
-"""The one Prometheus HTTP API client of the SLO tools (report and gate), over
-prometheus-api-client.
+"""The one Prometheus HTTP API client of the toolkit (SLO report and gate, dashboard
+checks and previews), over prometheus-api-client.
 
 Every failure becomes a :class:`PrometheusError` naming the URL without its credentials
 and saying what went wrong in a fixed phrase (the library's own text may quote the URL):
@@ -22,16 +22,16 @@ from prometheus_api_client.exceptions import PrometheusApiClientException
 from prometheus_api_client.prometheus_connect import PrometheusConnect
 from urllib3.util.retry import Retry
 
-from slo.errors import SpecError
+from sre.errors import SreError
 
 __all__ = ["NoDataError", "PrometheusClient", "PrometheusError", "one_line", "redact_url"]
 
 
-class PrometheusError(SpecError):
+class PrometheusError(SreError):
     """Prometheus does not answer, answers with an error, or rejects a query: exit 2."""
 
 
-class NoDataError(SpecError):
+class NoDataError(SreError):
     """Prometheus answers but lacks the series asked for: exit 2 (nothing to judge)."""
 
 
