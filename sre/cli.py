@@ -346,7 +346,19 @@ def all_artifacts() -> dict[str, str]:
     from alerts import build_artifacts as alert_artifacts
     from slo import build_artifacts as slo_artifacts
 
-    return {**alert_artifacts(), **slo_artifacts()}
+    slo_files = slo_artifacts()
+    return {**alert_artifacts(), **slo_files, **_dashboard_artifacts(slo_files)}
+
+
+def _dashboard_artifacts(slo_files: dict[str, str] | None = None) -> dict[str, str]:
+    """The dashboards and their provisioning, built on the SLO rules slo/ generates (read as
+    that component's output: DESIGN.md's layers keep dashboards/ from importing slo/)."""
+    import dashboards
+    from slo import build_artifacts as slo_artifacts
+
+    slo_files = slo_files if slo_files is not None else slo_artifacts()
+    rules = {path: text for path, text in slo_files.items() if path.endswith(".rules.yaml")}
+    return dashboards.build_artifacts(rules)
 
 
 @main.group("slo")
@@ -366,14 +378,14 @@ def _slo_period(value: str) -> int:
         raise SreError(None, "--slo-period", str(exc)) from None
 
 
-def _extra_labels(pairs: tuple[str, ...]) -> dict[str, str]:
+def _extra_labels(pairs: tuple[str, ...], option: str = "--extra-labels") -> dict[str, str]:
     import re
 
     labels = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not value or not re.fullmatch(r"[a-zA-Z_][a-zA-Z0-9_]*", key):
-            raise SreError(None, "--extra-labels", f"{pair!r} is not name=value")
+            raise SreError(None, option, f"{pair!r} is not name=value")
         labels[key] = value
     return labels
 
@@ -817,6 +829,204 @@ def _emit(text: str, output: str, check: bool) -> None:
         return
     write_files({target.name: text}, root=target.parent)
     click.echo(f"wrote {output}")
+
+
+@main.group("dashboards")
+def dashboards_group() -> None:
+    """Grafana dashboards as code: build, preview without Grafana, push to Grafana."""
+
+
+@dashboards_group.command("build")
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path, dir_okay=False))
+@click.option("-o", "--output", default=None, help="With one PATH: file to write, or -.")
+@click.option(
+    "--check",
+    is_flag=True,
+    help="Compare with the committed files; print what changed panel by panel; exit 1 if stale.",
+)
+@_reports_errors
+def dashboards_build(paths: tuple[Path, ...], output: str | None, check: bool) -> None:
+    """Regenerate dashboards/generated/ from dashboards/*.dashboard.py.
+
+    With PATH (a *.dashboard.py of your own, built with dashboards.house), write that one
+    dashboard's JSON to --output instead.
+    """
+    import json
+
+    import dashboards
+    from dashboards.diff import diff_dashboards
+    from sre.generated import REPO_ROOT, stale_files
+
+    if paths:
+        if len(paths) != 1:
+            raise SreError(None, "PATHS", "give one *.dashboard.py at a time with -o")
+        from slo import build_artifacts as slo_artifacts
+
+        rules = {p: t for p, t in slo_artifacts().items() if p.endswith(".rules.yaml")}
+        built = dashboards.build_from_file(paths[0], dashboards.inputs_from_rules(rules))
+        _emit(dashboards.dashboard_json(built), output or "-", check)
+        return
+    if output is not None:
+        raise SreError(None, "--output", "needs a PATH to build (without one, the committed files)")
+    artifacts = _dashboard_artifacts()
+    if not check:
+        _write_or_check(artifacts, check=False)
+        return
+    stale = stale_files(artifacts)
+    for path in stale:
+        click.echo(f"stale: {path} (run: sre dashboards build)", err=True)
+        if path.endswith(".json"):
+            committed = REPO_ROOT / path
+            old = json.loads(committed.read_text()) if committed.is_file() else None
+            for line in diff_dashboards(old, json.loads(artifacts[path])):
+                click.echo(f"  {line}", err=True)
+    if stale:
+        sys.exit(1)
+    click.echo(f"{len(artifacts)} dashboard files are up to date")
+
+
+@dashboards_group.command("preview")
+@click.option(
+    "--prometheus",
+    default="http://127.0.0.1:9090",
+    show_default=True,
+    envvar="SRE_PROMETHEUS_URL",
+    help="Prometheus base URL (env SRE_PROMETHEUS_URL).",
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, file_okay=False),
+    required=True,
+    help="Directory for one PNG per panel and one HTML page per dashboard.",
+)
+@click.option("--since", default="1h", show_default=True, help="Range length ending at --to.")
+@click.option("--from", "start", default=None, help="Range start (RFC 3339 or Unix seconds).")
+@click.option("--to", "end", default=None, help="Range end (RFC 3339 or Unix seconds) [now].")
+@click.option(
+    "--dashboard",
+    "uids",
+    multiple=True,
+    help="Only this dashboard uid (repeat) [default: every committed dashboard].",
+)
+@click.option(
+    "--var", "variables", multiple=True, help="name=value for a template variable (repeat)."
+)
+@click.option(
+    "--scrape-interval",
+    default="15s",
+    show_default=True,
+    help="The Prometheus scrape interval, for $__rate_interval.",
+)
+@_reports_errors
+def dashboards_preview(
+    prometheus: str,
+    out: Path,
+    since: str,
+    start: str | None,
+    end: str | None,
+    uids: tuple[str, ...],
+    variables: tuple[str, ...],
+    scrape_interval: str,
+) -> None:
+    """Draw every panel of the committed dashboards from Prometheus' data, without Grafana.
+
+    Writes OUT/<uid>/<panel>.png, OUT/<uid>.html laid out on the dashboard's grid, and
+    OUT/index.html. Exit 2 when Prometheus does not answer.
+    """
+    from datetime import UTC, datetime, timedelta
+
+    from dashboards.preview import render_previews
+
+    import dashboards
+    from sre.durations import parse_duration
+    from sre.generated import REPO_ROOT
+    from sre.prometheus import PrometheusClient
+
+    end_at = _moment(end, "--to") or datetime.now(UTC)
+    start_at = _moment(start, "--from")
+    try:
+        if start_at is None:
+            start_at = end_at - timedelta(seconds=parse_duration(since))
+        scrape_s = parse_duration(scrape_interval)
+    except ValueError as exc:
+        raise SreError(None, "--since/--scrape-interval", str(exc)) from None
+    if start_at >= end_at:
+        raise SreError(None, "--from", "must be before --to")
+    chosen = dashboards.committed_dashboards(REPO_ROOT)
+    if uids:
+        unknown = sorted(set(uids) - {d["uid"] for d in chosen})
+        if unknown:
+            raise SreError(None, "--dashboard", f"no committed dashboard {', '.join(unknown)}")
+        chosen = [d for d in chosen if d["uid"] in uids]
+    client = PrometheusClient(prometheus, timeout_s=30)
+    try:
+        result = render_previews(
+            chosen,
+            client,
+            out,
+            start_at,
+            end_at,
+            variables=_extra_labels(variables, "--var"),
+            scrape_interval_s=scrape_s,
+        )
+    finally:
+        client.close()
+    for line in result.summary_lines():
+        click.echo(line)
+
+
+@dashboards_group.command("push")
+@click.option("--url", required=True, envvar="SRE_GRAFANA_URL", help="Grafana base URL.")
+@click.option(
+    "--token-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    required=True,
+    help="File holding a Grafana service-account token (never pass the token itself).",
+)
+@click.option("--folder", default="eLibrary", show_default=True, help="Grafana folder title.")
+@click.option("--timeout", "timeout_s", type=float, default=10.0, show_default=True)
+@_reports_errors
+def dashboards_push(url: str, token_file: Path, folder: str, timeout_s: float) -> None:
+    """Upload the committed dashboards to Grafana (folder made if missing, overwrite,
+    the revision in the version message). Exit 2 when Grafana or the token is refused."""
+    import dashboards
+    from dashboards.push import push_dashboards, read_token
+    from sre.generated import REPO_ROOT
+
+    token = read_token(token_file)
+    results = push_dashboards(
+        dashboards.committed_dashboards(REPO_ROOT),
+        url,
+        token,
+        folder=folder,
+        revision=_revision(),
+        timeout_s=timeout_s,
+    )
+    for pushed in results:
+        click.echo(f"pushed {pushed.uid} (version {pushed.version}): {pushed.url}")
+
+
+def _revision() -> str:
+    """``git describe`` of the checkout (or SRE_BUILD_REVISION), for Grafana's version note."""
+    import os
+    import subprocess
+
+    from sre.generated import REPO_ROOT
+
+    if os.environ.get("SRE_BUILD_REVISION"):
+        return os.environ["SRE_BUILD_REVISION"]
+    try:
+        described = subprocess.run(
+            ["git", "describe", "--always", "--dirty"],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return described.stdout.strip() or "unknown"
 
 
 @main.command("generate")
