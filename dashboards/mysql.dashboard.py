@@ -60,7 +60,7 @@ def build(inputs: Inputs) -> dict[str, Any]:
                 "Queries per second",
                 "Statements the server executed per second (Queries status counter).",
                 [target(_rate("mysql_global_status_queries"), "qps")],
-                unit="qps",
+                unit="ops",
                 thresholds=steps(GREEN),
                 color_mode="value",
                 width=4,

@@ -18,6 +18,7 @@ from sre.errors import SreError
 __all__ = ["SloAlert", "SloInfo", "slos_in_rules"]
 
 _RATE_RULE = re.compile(r"^slo:sli_error:ratio_rate(?P<window>\d+[smhdwy])$")
+_SLOTH_ID = re.compile(r'sloth_id="([^"]+)"')
 _VECTOR = re.compile(r"^\s*vector\(\s*(?P<value>[0-9.eE+-]+)\s*\)\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
 
@@ -69,7 +70,9 @@ def slos_in_rules(text: str, source: str) -> list[SloInfo]:
     for group in groups:
         for rule in group.get("rules") or []:
             labels = rule.get("labels") or {}
-            sloth_id = labels.get("sloth_id")
+            # Sloth's alerts carry the id in their expression (the recordings' labels).
+            in_expr = _SLOTH_ID.search(str(rule.get("expr", ""))) if "alert" in rule else None
+            sloth_id = labels.get("sloth_id") or (in_expr[1] if in_expr else None)
             if not sloth_id:
                 continue
             slo = found.setdefault(

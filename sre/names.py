@@ -116,6 +116,12 @@ STATE_SERIES: dict[str, KnownSeries] = {
         "mysql_slave_status_sql_delay",
     )
 }
+STATE_SERIES["ALERTS"] = KnownSeries(
+    "Prometheus while an alert is pending or firing: tests/alerts/test_e2e.py::"
+    "test_5xx_pages_with_a_runbook_then_resolves_and_normal_traffic_stays_quiet (sloth_id: the "
+    "SLO alerts' exp_labels in tests/slo/testdata/slo-alerts.test.yaml)",
+    frozenset({"alertname", "alertstate", "severity", "service", "sloth_id"}),
+)
 
 
 # --------------------------------------------------------------------------- PromQL

@@ -163,7 +163,9 @@ def build_live_inventory(
             prom_port,
         )  # fmt: skip
         for series in _wait_for_targets(prometheus, jobs=2):
-            inventory.add("up", set(series) - {"__name__"}, "Prometheus (up, per target)")
+            # Prometheus writes these for every target it scrapes.
+            for name in ("up", "scrape_duration_seconds", "scrape_samples_scraped"):
+                inventory.add(name, set(series) - {"__name__"}, f"Prometheus ({name}, per target)")
         time.sleep(2)  # a rule evaluation or two, so rule-group self-metrics exist
         for source, url in (
             ("the app (sre app serve, 3 workers)", app),

@@ -242,6 +242,14 @@ def test_5xx_pages_with_a_runbook_then_resolves_and_normal_traffic_stays_quiet(
     assert trigger["client"] == "eLibrary Alertmanager"
     assert [link["text"] for link in trigger["links"]] == ["Runbook", "Dashboard"]
     assert trigger["links"][0]["href"].endswith("docs/runbooks/ElibraryHighErrorRatio.md")
+    # The series the system dashboard counts alerts by (sre.names.STATE_SERIES["ALERTS"]).
+    firing = requests.get(
+        f"{running.urls['prometheus']}/api/v1/query",
+        params={"query": 'ALERTS{alertname="ElibraryHighErrorRatio", alertstate="firing"}'},
+        timeout=5,
+    ).json()["data"]["result"]
+    assert firing
+    assert {"severity", "service"} <= set(firing[0]["metric"])
 
     fault.write_text(json.dumps({"error_ratio": 0.0}))
     recovered = time.monotonic()
