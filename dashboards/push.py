@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
-import niquests.exceptions
+import requests.exceptions
 from grafana_client import GrafanaApi, TokenAuth
-from grafana_client.client import GrafanaException, GrafanaTimeoutError
+from grafana_client.client import GrafanaException
 
 from sre.errors import SreError
 from sre.prometheus import redact_url
@@ -295,22 +295,21 @@ class _Grafana:
         (status 0: no HTTP answer). Raised outside the ``except``, so nothing is chained."""
         try:
             return call()
-        except GrafanaTimeoutError:
-            failure = _Failure(_NO_ANSWER, f"no answer within {self.timeout_s:g}s")
         except GrafanaException as exc:
             if exc.status_code:
                 failure = _Failure(int(exc.status_code), _grafana_message(exc.response))
             else:
                 failure = _Failure(_NO_ANSWER, _unreachable(str(exc)))
-        except niquests.exceptions.InvalidJSONError:
+        except requests.exceptions.InvalidJSONError:
             failure = _Failure(_NOT_JSON, "an answer that is not JSON")
-        except niquests.exceptions.SSLError:
+        except requests.exceptions.SSLError:
             failure = _Failure(_NO_ANSWER, "TLS handshake failed")
-        except niquests.exceptions.Timeout:
+        except requests.exceptions.Timeout:
             failure = _Failure(_NO_ANSWER, f"no answer within {self.timeout_s:g}s")
-        except niquests.exceptions.RequestException as exc:
-            # grafana-client 5.1 wraps only Timeout and HTTPError; a refused connection or an
-            # unknown host arrive as the HTTP library's ConnectionError.
+        except requests.exceptions.RequestException as exc:
+            # grafana-client wraps only HTTP error answers; a refused connection or an
+            # unknown host arrive as requests' ConnectionError (holding the request, with
+            # its Authorization header: never chained).
             failure = _Failure(_NO_ANSWER, _unreachable(str(exc)))
         fail(failure)
 
