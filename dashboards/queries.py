@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
@@ -47,6 +47,8 @@ class PanelQuery:
     expr: str
     legend: str
     hidden: bool
+    #: the whole target as the panel has it (instant, format, interval...)
+    target: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False, repr=False)
 
     @property
     def where(self) -> str:
@@ -83,6 +85,7 @@ def panel_queries(dashboard: Mapping[str, Any]) -> list[PanelQuery]:
                     expr=str(expr),
                     legend=str(target.get("legendFormat", "")),
                     hidden=bool(target.get("hide", False)),
+                    target=target,
                 )
             )
     return found

@@ -935,9 +935,8 @@ def dashboards_preview(
     """
     from datetime import UTC, datetime, timedelta
 
-    from dashboards.preview import render_previews
-
     import dashboards
+    from dashboards.preview import render_previews
     from sre.durations import parse_duration
     from sre.generated import REPO_ROOT
     from sre.prometheus import PrometheusClient

@@ -24,11 +24,27 @@ from urllib3.util.retry import Retry
 
 from sre.errors import SreError
 
-__all__ = ["NoDataError", "PrometheusClient", "PrometheusError", "one_line", "redact_url"]
+__all__ = [
+    "NoDataError",
+    "PrometheusClient",
+    "PrometheusError",
+    "QueryRejected",
+    "one_line",
+    "redact_url",
+]
 
 
 class PrometheusError(SreError):
     """Prometheus does not answer, answers with an error, or rejects a query: exit 2."""
+
+
+class QueryRejected(PrometheusError):
+    """Prometheus answers, but refuses this query (HTTP 400 or 422): the query is at fault,
+    not the server, so a caller running many queries may go on with the others."""
+
+    def __init__(self, url: str, query: str, reason: str) -> None:
+        super().__init__(url, None, f"Prometheus rejects the query {one_line(query)}: {reason}")
+        self.reason = reason
 
 
 class NoDataError(SreError):
@@ -92,9 +108,8 @@ class PrometheusClient:
         except PrometheusApiClientException as exc:
             status, message = _api_error(str(exc))
             if status in (400, 422):
-                problem = f"Prometheus rejects the query {one_line(query)}: {message}"
-            else:
-                problem = f"Prometheus answers HTTP {status}: {message}"
+                raise QueryRejected(self.url, query, message) from None
+            problem = f"Prometheus answers HTTP {status}: {message}"
             raise PrometheusError(self.url, None, problem) from None
         except (requests.exceptions.JSONDecodeError, KeyError, TypeError):
             problem = "answers, but not as the Prometheus HTTP API (no JSON data.result)"
