@@ -3,7 +3,8 @@
 The app (SQLite unless ``DATABASE_URL`` says otherwise) with sample data; the exporter when
 MariaDB answers; Prometheus with the generated alert and SLO rules and Alertmanager with
 the generated routing, pointed at local Slack and PagerDuty receivers that record what
-they get; the smoke load test; the SLO gate over the run. With ``fault`` the app's fault
+they get; the smoke load test; the SLO gate over the run; previews of every dashboard
+panel drawn from the run's data. With ``fault`` the app's fault
 injection turns on for the second half of the run, so the gate fails, naming the
 objective, and the page reaches Slack.
 
@@ -25,6 +26,7 @@ import time
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -129,6 +131,7 @@ def run_demo(options: DemoOptions, say: Callable[[str], None]) -> int:
         out = workdir / "loadtest"
         shutil.rmtree(out, ignore_errors=True)
         say(f"load test: smoke profile for {options.run_time_s}s against {app}")
+        started = datetime.now(UTC)
         run_loadtest(
             "smoke",
             app,
@@ -155,6 +158,8 @@ def run_demo(options: DemoOptions, say: Callable[[str], None]) -> int:
         if prometheus and options.fault:
             _wait_for_page(slack, say)
         _tell_what_arrived(slack, pagerduty, say)
+        if prometheus:
+            _draw_dashboards(prometheus, workdir / "dashboards", started, say)
         say(f"reports: {out} (Locust CSV, HTML, JSON, per-request log), {reports}")
         say(f"logs: {workdir}/*.log")
         if options.keep_running:
@@ -165,6 +170,30 @@ def run_demo(options: DemoOptions, say: Callable[[str], None]) -> int:
                 time.sleep(3600)
         return report.exit_code
     raise AssertionError("unreachable")  # pragma: no cover  (ExitStack does not swallow)
+
+
+def _draw_dashboards(
+    prometheus: str, out: Path, started: datetime, say: Callable[[str], None]
+) -> None:
+    """Every panel of the committed dashboards, drawn from this run's data."""
+    from dashboards import committed_dashboards
+    from dashboards.preview import render_previews
+    from sre.prometheus import PrometheusClient
+
+    shutil.rmtree(out, ignore_errors=True)
+    client = PrometheusClient(prometheus, timeout_s=30)
+    try:
+        render_previews(
+            committed_dashboards(REPO_ROOT),
+            client,
+            out,
+            started - timedelta(seconds=30),
+            datetime.now(UTC),
+            scrape_interval_s=1,
+        )
+    finally:
+        client.close()
+    say(f"dashboards: {out / 'index.html'} (every panel, drawn from this run's data)")
 
 
 def _describe(database_url: str) -> str:

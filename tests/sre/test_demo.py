@@ -43,4 +43,7 @@ def test_the_demo_with_injected_errors_fails_the_gate_and_pages_slack(tmp_path: 
     assert "slack /incidents" in output or "slack #elibrary-incidents" in output, output
     assert (workdir / "gate" / "gate.xml").is_file()
     assert (workdir / "loadtest" / "locust_requests.csv").is_file()
+    # every dashboard panel drawn from the run's data
+    assert f"dashboards: {workdir / 'dashboards' / 'index.html'}" in output
+    assert len(list((workdir / "dashboards" / "elibrary-service").glob("*.png"))) > 10
     _no_leftovers(workdir)
