@@ -65,6 +65,7 @@ __all__ = [
     "render_previews",
     "slug",
     "threshold_color",
+    "time_locator",
 ]
 
 FloatArray = npt.NDArray[np.float64]
@@ -1289,13 +1290,23 @@ def _days(times: FloatArray | Sequence[float]) -> FloatArray:
     return np.asarray(mdates.date2num(stamps), dtype=float)
 
 
+def time_locator(zone: tzinfo, most_ticks: int) -> mdates.AutoDateLocator:
+    """Ticks at round times, at most ``most_ticks``. matplotlib's own second and minute
+    steps stop at 30 and 15: a 95-second range on a narrow panel found no step and warned
+    on every panel, so longer round steps are added."""
+    locator = mdates.AutoDateLocator(tz=zone, minticks=2, maxticks=most_ticks)
+    locator.intervald[mdates.SECONDLY] = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600]
+    locator.intervald[mdates.MINUTELY] = [1, 2, 5, 10, 15, 30, 60, 120, 240, 360]
+    return locator
+
+
 def _time_axis(ax: Axes, canvas: _Canvas, ctx: _Context) -> None:
     span_s = (ctx.end - ctx.start).total_seconds()
     pattern = "%H:%M" if span_s <= 86400 else "%m/%d %H:%M" if span_s <= 7 * 86400 else "%m/%d"
     if span_s <= 600:
         pattern = "%H:%M:%S"
     most = max(3, int(canvas.w / 110))
-    ax.xaxis.set_major_locator(mdates.AutoDateLocator(tz=ctx.zone, minticks=2, maxticks=most))
+    ax.xaxis.set_major_locator(time_locator(ctx.zone, most))
     ax.xaxis.set_major_formatter(mdates.DateFormatter(pattern, tz=ctx.zone))
     ax.set_xlim(*_days([ctx.start.timestamp(), ctx.end.timestamp()]))
     ax.tick_params(axis="x", length=0, pad=3)

@@ -14,6 +14,7 @@ import os
 import re
 import subprocess
 import time
+import warnings
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -141,12 +142,14 @@ def test_every_panel_shows_live_data_and_previews_draw_it(
         assert set(EMPTY_WITHOUT_A_FAULT) <= every_query, "a listed panel no longer exists"
 
         out = tmp_path / "previews"
-        result = CliRunner().invoke(
-            main,
-            ["dashboards", "preview", "--prometheus", prometheus, "--out", str(out),
-             "--from", started.isoformat(), "--scrape-interval", f"{SCRAPE_S}s"],
-            catch_exceptions=False,
-        )  # fmt: skip
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # e.g. matplotlib finding no tick interval
+            result = CliRunner().invoke(
+                main,
+                ["dashboards", "preview", "--prometheus", prometheus, "--out", str(out),
+                 "--from", started.isoformat(), "--scrape-interval", f"{SCRAPE_S}s"],
+                catch_exceptions=False,
+            )  # fmt: skip
     assert result.exit_code == 0, result.output
     for dashboard in dashboards:
         page = (out / f"{dashboard['uid']}.html").read_text()

@@ -40,6 +40,7 @@ from dashboards.preview import (
     render_previews,
     slug,
     threshold_color,
+    time_locator,
 )
 from sre.prometheus import PrometheusClient, PrometheusError
 from sre.stack import free_port, stop_process, wait_http
@@ -855,3 +856,24 @@ def test_a_naive_time_range_is_refused(tmp_path: Path) -> None:
     finally:
         client.close()
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("span_s", [20, 95, 130, 700, 4000, 20000, 7 * 86400])
+@pytest.mark.parametrize("most_ticks", [3, 4, 6])
+def test_the_time_axis_finds_round_ticks_for_any_range_without_warning(
+    span_s: int, most_ticks: int
+) -> None:
+    import warnings
+
+    import matplotlib.dates as mdates
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(3, 2))
+    axes = figure.add_subplot()
+    axes.xaxis.set_major_locator(time_locator(UTC, most_ticks))
+    start = datetime(2026, 11, 26, tzinfo=UTC)
+    axes.set_xlim(mdates.date2num(start), mdates.date2num(start + timedelta(seconds=span_s)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # matplotlib warns when it finds no interval
+        ticks = axes.xaxis.get_major_locator()()
+    assert 2 <= len(ticks) <= most_ticks + 2
