@@ -400,7 +400,11 @@ def _reads_in_dashboard(path: str, dashboard: Any) -> Reads:
             for item in node:
                 walk(item, where)
 
-    walk({k: v for k, v in dashboard.items() if k != "templating"}, path)
+    walk({k: v for k, v in dashboard.items() if k not in ("templating", "annotations")}, path)
+    for annotation in (dashboard.get("annotations") or {}).get("list") or []:
+        if isinstance(annotation.get("expr"), str):
+            where = f"{path}: annotation {annotation.get('name')}"
+            found.extend(reads_in_expr(_grafana_to_promql(annotation["expr"]), where))
     for variable in (dashboard.get("templating") or {}).get("list") or []:
         query = variable.get("query")
         if isinstance(query, dict):

@@ -353,12 +353,19 @@ def test_dashboards_are_read_panel_by_panel_with_grafana_variables() -> None:
                 {"type": "datasource", "name": "datasource", "query": "prometheus"},
             ]
         },
+        "annotations": {
+            "list": [
+                {"name": "Annotations & Alerts", "builtIn": 1},
+                {"name": "Deployments", "expr": 'changes(build_info{job="$job"}[$__interval])'},
+            ]
+        },
     }
     found = reads_in_artifact("d.json", json.dumps(dashboard))
     assert found.problems == []
     assert [(r.name, sorted(r.labels), r.where) for r in found.reads] == [
         ("http_requests_total", ["job", "route"], "d.json / Rate"),
         ("up", [], "d.json / Row / Inner"),
+        ("build_info", ["job"], "d.json: annotation Deployments"),
         ("up", ["job"], "d.json: variable job"),
     ]
 
