@@ -160,6 +160,33 @@ def _field_defaults(
     return defaults
 
 
+def _built(
+    kind: type,
+    title: str,
+    description: str,
+    queries: Sequence[g.Target],
+    defaults: dict[str, Any],
+    options: dict[str, Any],
+    size: tuple[int, int],
+    overrides: Sequence[dict[str, Any]] = (),
+    **fields: Any,
+) -> Panel:
+    """A grafanalib panel of ``kind`` on the datasource variable, its field defaults and
+    options given whole (grafanalib's own are for older Grafana), ``size`` (width, height)."""
+    built = kind(
+        title=title,
+        description=description,
+        dataSource=DATASOURCE,
+        targets=_targets(queries),
+        extraJson={
+            "fieldConfig": {"defaults": defaults, "overrides": list(overrides)},
+            "options": options,
+        },
+        **fields,
+    )
+    return Panel(built, *size)
+
+
 def timeseries(
     title: str,
     description: str,
@@ -189,32 +216,23 @@ def timeseries(
         "thresholdsStyle": {"mode": threshold_style},
         "axisSoftMin": 0,
     }
-    panel = g.TimeSeries(
-        title=title,
-        description=description,
-        dataSource=DATASOURCE,
-        targets=_targets(queries),
-        extraJson={
-            "fieldConfig": {
-                "defaults": {
-                    **_field_defaults(unit, thresholds, min=minimum, max=maximum),
-                    "color": {"mode": "palette-classic"},
-                    "custom": custom,
-                },
-                "overrides": list(overrides),
-            },
-            "options": {
-                "legend": {
-                    "displayMode": "table" if legend_calcs else "list",
-                    "placement": "bottom",
-                    "showLegend": True,
-                    "calcs": list(legend_calcs),
-                },
-                "tooltip": {"mode": "multi", "sort": "desc"},
-            },
+    defaults = {
+        **_field_defaults(unit, thresholds, min=minimum, max=maximum),
+        "color": {"mode": "palette-classic"},
+        "custom": custom,
+    }
+    options = {
+        "legend": {
+            "displayMode": "table" if legend_calcs else "list",
+            "placement": "bottom",
+            "showLegend": True,
+            "calcs": list(legend_calcs),
         },
+        "tooltip": {"mode": "multi", "sort": "desc"},
+    }
+    return _built(
+        g.TimeSeries, title, description, queries, defaults, options, (width, height), overrides
     )
-    return Panel(panel, width, height)
 
 
 def stat(
@@ -234,33 +252,22 @@ def stat(
     color_mode: str = "background",
 ) -> Panel:
     """One number per series, coloured by its threshold step."""
-    panel = g.Stat(
-        title=title,
-        description=description,
-        dataSource=DATASOURCE,
-        targets=_targets(queries),
-        extraJson={
-            "fieldConfig": {
-                "defaults": {
-                    **_field_defaults(unit, thresholds, decimals=decimals),
-                    "color": {"mode": "thresholds"},
-                    "mappings": list(mappings),
-                },
-                "overrides": [],
-            },
-            "options": {
-                "reduceOptions": {"calcs": [calc], "fields": "", "values": False},
-                "colorMode": color_mode,
-                "graphMode": "area" if graph else "none",
-                "justifyMode": "auto",
-                "orientation": "auto",
-                "textMode": text_mode,
-                "wideLayout": True,
-                "showPercentChange": False,
-            },
-        },
-    )
-    return Panel(panel, width, height)
+    defaults = {
+        **_field_defaults(unit, thresholds, decimals=decimals),
+        "color": {"mode": "thresholds"},
+        "mappings": list(mappings),
+    }
+    options = {
+        "reduceOptions": {"calcs": [calc], "fields": "", "values": False},
+        "colorMode": color_mode,
+        "graphMode": "area" if graph else "none",
+        "justifyMode": "auto",
+        "orientation": "auto",
+        "textMode": text_mode,
+        "wideLayout": True,
+        "showPercentChange": False,
+    }
+    return _built(g.Stat, title, description, queries, defaults, options, (width, height))
 
 
 def bargauge(
@@ -276,34 +283,23 @@ def bargauge(
     maximum: float | None = None,
 ) -> Panel:
     """Horizontal bars of each series' last value, coloured by threshold."""
-    panel = g.BarGauge(
-        title=title,
-        description=description,
-        dataSource=DATASOURCE,
-        targets=_targets(queries),
-        extraJson={
-            "fieldConfig": {
-                "defaults": {
-                    **_field_defaults(unit, thresholds, min=minimum, max=maximum),
-                    "color": {"mode": "thresholds"},
-                },
-                "overrides": [],
-            },
-            "options": {
-                "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
-                "displayMode": "gradient",
-                "orientation": "horizontal",
-                "showUnfilled": True,
-                "valueMode": "color",
-                "namePlacement": "auto",
-                "sizing": "auto",
-                "minVizHeight": 16,
-                "minVizWidth": 8,
-                "maxVizHeight": 300,
-            },
-        },
-    )
-    return Panel(panel, width, height)
+    defaults = {
+        **_field_defaults(unit, thresholds, min=minimum, max=maximum),
+        "color": {"mode": "thresholds"},
+    }
+    options = {
+        "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
+        "displayMode": "gradient",
+        "orientation": "horizontal",
+        "showUnfilled": True,
+        "valueMode": "color",
+        "namePlacement": "auto",
+        "sizing": "auto",
+        "minVizHeight": 16,
+        "minVizWidth": 8,
+        "maxVizHeight": 300,
+    }
+    return _built(g.BarGauge, title, description, queries, defaults, options, (width, height))
 
 
 def table(
@@ -344,30 +340,28 @@ def table(
                 },
             }
         )
-    panel = g.Table(
-        title=title,
-        description=description,
-        dataSource=DATASOURCE,
-        targets=_targets(queries),
+    defaults = {
+        **_field_defaults(unit, thresholds),
+        "color": {"mode": "thresholds"},
+        "custom": {"align": "auto", "cellOptions": {"type": "auto"}},
+    }
+    options = {
+        "showHeader": True,
+        "cellHeight": "sm",
+        "footer": {"show": False, "reducer": ["sum"], "fields": ""},
+        "sortBy": [{"displayName": sort_by, "desc": True}] if sort_by else [],
+    }
+    return _built(
+        g.Table,
+        title,
+        description,
+        queries,
+        defaults,
+        options,
+        (width, height),
+        overrides,
         transformations=transformations,
-        extraJson={
-            "fieldConfig": {
-                "defaults": {
-                    **_field_defaults(unit, thresholds),
-                    "color": {"mode": "thresholds"},
-                    "custom": {"align": "auto", "cellOptions": {"type": "auto"}},
-                },
-                "overrides": overrides,
-            },
-            "options": {
-                "showHeader": True,
-                "cellHeight": "sm",
-                "footer": {"show": False, "reducer": ["sum"], "fields": ""},
-                "sortBy": [{"displayName": sort_by, "desc": True}] if sort_by else [],
-            },
-        },
     )
-    return Panel(panel, width, height)
 
 
 def heatmap(
@@ -381,44 +375,33 @@ def heatmap(
 ) -> Panel:
     """Histogram buckets over time (queries in ``heatmap`` format), Grafana 9+'s heatmap:
     grafanalib writes the pre-9 one, so the options are given here whole."""
-    panel = g.Heatmap(
-        title=title,
-        description=description,
-        dataSource=DATASOURCE,
-        targets=_targets(queries),
-        extraJson={
-            "fieldConfig": {
-                "defaults": {
-                    "unit": unit,
-                    "custom": {
-                        "hideFrom": {"legend": False, "tooltip": False, "viz": False},
-                        "scaleDistribution": {"type": "linear"},
-                    },
-                },
-                "overrides": [],
-            },
-            "options": {
-                "calculate": False,
-                "cellGap": 1,
-                "color": {
-                    "mode": "scheme",
-                    "scheme": "Oranges",
-                    "fill": "dark-orange",
-                    "scale": "exponential",
-                    "exponent": 0.5,
-                    "steps": 64,
-                    "reverse": False,
-                },
-                "exemplars": {"color": "rgba(255,0,255,0.7)"},
-                "filterValues": {"le": 1e-9},
-                "legend": {"show": True},
-                "rowsFrame": {"layout": "auto"},
-                "tooltip": {"mode": "single", "showColorScale": False, "yHistogram": False},
-                "yAxis": {"axisPlacement": "left", "reverse": False, "unit": unit},
-            },
+    defaults = {
+        "unit": unit,
+        "custom": {
+            "hideFrom": {"legend": False, "tooltip": False, "viz": False},
+            "scaleDistribution": {"type": "linear"},
         },
-    )
-    return Panel(panel, width, height)
+    }
+    options = {
+        "calculate": False,
+        "cellGap": 1,
+        "color": {
+            "mode": "scheme",
+            "scheme": "Oranges",
+            "fill": "dark-orange",
+            "scale": "exponential",
+            "exponent": 0.5,
+            "steps": 64,
+            "reverse": False,
+        },
+        "exemplars": {"color": "rgba(255,0,255,0.7)"},
+        "filterValues": {"le": 1e-9},
+        "legend": {"show": True},
+        "rowsFrame": {"layout": "auto"},
+        "tooltip": {"mode": "single", "showColorScale": False, "yHistogram": False},
+        "yAxis": {"axisPlacement": "left", "reverse": False, "unit": unit},
+    }
+    return _built(g.Heatmap, title, description, queries, defaults, options, (width, height))
 
 
 def state_timeline(
@@ -433,32 +416,21 @@ def state_timeline(
     height: int = 8,
 ) -> Panel:
     """One band per series, coloured by value mapping (up/down, firing/quiet)."""
-    panel = g.StateTimeline(
-        title=title,
-        description=description,
-        dataSource=DATASOURCE,
-        targets=_targets(queries),
-        extraJson={
-            "fieldConfig": {
-                "defaults": {
-                    **_field_defaults(unit, thresholds),
-                    "color": {"mode": "thresholds"},
-                    "custom": {"fillOpacity": 70, "lineWidth": 0},
-                    "mappings": list(mappings),
-                },
-                "overrides": [],
-            },
-            "options": {
-                "mergeValues": True,
-                "showValue": "never",
-                "alignValue": "left",
-                "rowHeight": 0.9,
-                "legend": {"displayMode": "list", "placement": "bottom", "showLegend": True},
-                "tooltip": {"mode": "single", "sort": "none"},
-            },
-        },
-    )
-    return Panel(panel, width, height)
+    defaults = {
+        **_field_defaults(unit, thresholds),
+        "color": {"mode": "thresholds"},
+        "custom": {"fillOpacity": 70, "lineWidth": 0},
+        "mappings": list(mappings),
+    }
+    options = {
+        "mergeValues": True,
+        "showValue": "never",
+        "alignValue": "left",
+        "rowHeight": 0.9,
+        "legend": {"displayMode": "list", "placement": "bottom", "showLegend": True},
+        "tooltip": {"mode": "single", "sort": "none"},
+    }
+    return _built(g.StateTimeline, title, description, queries, defaults, options, (width, height))
 
 
 def value_mapping(value: int, text: str, color: str) -> dict[str, Any]:

@@ -98,7 +98,7 @@ def _start_alertmanager(running: Stack, tmp_path: Path, program: str) -> str:
     )
 
 
-def _wait_for_targets(prometheus: str, jobs: int) -> list[dict[str, str]]:
+def wait_for_targets(prometheus: str, jobs: int) -> list[dict[str, str]]:
     """The ``up`` series once every job was scraped once."""
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -126,6 +126,39 @@ def _drive_traffic(url: str) -> None:
     requests.get(f"{url}/api/ready", timeout=10)
 
 
+def start_app(running: Stack, tmp_path: Path, database_url: str) -> str:
+    """The app under gunicorn with three workers on ``database_url``; its base URL."""
+    port = free_port()
+    return running.start(
+        "app",
+        [SRE, "app", "serve", "--port", str(port), "--workers", "3",
+         "--metrics-dir", str(tmp_path / "app-metrics")],
+        "/api/ready",
+        port,
+        env={**os.environ, "DATABASE_URL": database_url, "SRE_ACCESS_LOG": "false"},
+    )  # fmt: skip
+
+
+def start_prometheus(running: Stack, tmp_path: Path, app: str, exporter: str) -> str:
+    """Prometheus 2.42 scraping the app and the exporter every second and evaluating every
+    generated rule file; its base URL."""
+    rules = []
+    for path, text in rule_files().items():
+        rules.append(tmp_path / Path(path).name)
+        rules[-1].write_text(text)
+    port_of = {url: int(url.rsplit(":", 1)[1]) for url in (app, exporter)}
+    config = running.prometheus_config(port_of[app], port_of[exporter], free_port(), rules)
+    port = free_port()
+    return running.start(
+        "prometheus",
+        [monitoring_binaries()["prometheus"], f"--config.file={config}",
+         f"--storage.tsdb.path={tmp_path / 'prom-data'}",
+         f"--web.listen-address=127.0.0.1:{port}"],
+        "/-/ready",
+        port,
+    )  # fmt: skip
+
+
 def build_live_inventory(
     tmp_path: Path,
     library_db: LibraryDatabase,
@@ -136,33 +169,11 @@ def build_live_inventory(
     inventory = Inventory()
     exporter = start_exporter(library_db.my_cnf)
     with stack(tmp_path) as running:
-        app_port = free_port()
-        app = running.start(
-            "app",
-            [SRE, "app", "serve", "--port", str(app_port), "--workers", "3",
-             "--metrics-dir", str(tmp_path / "app-metrics")],
-            "/api/ready",
-            app_port,
-            env={**os.environ, "DATABASE_URL": library_db.url, "SRE_ACCESS_LOG": "false"},
-        )  # fmt: skip
+        app = start_app(running, tmp_path, library_db.url)
         _drive_traffic(app)
         alertmanager = _start_alertmanager(running, tmp_path, programs["alertmanager"])
-        rules = []
-        for path, text in rule_files().items():
-            rules.append(tmp_path / Path(path).name)
-            rules[-1].write_text(text)
-        exporter_port = int(exporter.url.rsplit(":", 1)[1])
-        config = running.prometheus_config(app_port, exporter_port, free_port(), rules)
-        prom_port = free_port()
-        prometheus = running.start(
-            "prometheus",
-            [programs["prometheus"], f"--config.file={config}",
-             f"--storage.tsdb.path={tmp_path / 'prom-data'}",
-             f"--web.listen-address=127.0.0.1:{prom_port}"],
-            "/-/ready",
-            prom_port,
-        )  # fmt: skip
-        for series in _wait_for_targets(prometheus, jobs=2):
+        prometheus = start_prometheus(running, tmp_path, app, exporter.url)
+        for series in wait_for_targets(prometheus, jobs=2):
             # Prometheus writes these for every target it scrapes.
             for name in ("up", "scrape_duration_seconds", "scrape_samples_scraped"):
                 inventory.add(name, set(series) - {"__name__"}, f"Prometheus ({name}, per target)")

@@ -28,12 +28,12 @@ from dashboards.queries import expand, panel_queries, panels, variable_values
 from sre.cli import main
 from sre.generated import REPO_ROOT
 from sre.prometheus import PrometheusClient
-from sre.stack import free_port, stack
-from tests.conftest import SRE, monitoring_binaries
+from sre.stack import stack
+from tests.conftest import SRE
 from tests.exporter.conftest import LibraryDatabase, RunningExporter
 from tests.exporter.conftest import library_db as library_db  # fixtures
 from tests.exporter.conftest import start_exporter as start_exporter
-from tests.test_names_live import _wait_for_targets, rule_files
+from tests.test_names_live import start_app, start_prometheus, wait_for_targets
 
 pytestmark = pytest.mark.integration
 
@@ -80,43 +80,20 @@ def test_every_panel_shows_live_data_and_previews_draw_it(
     library_db: LibraryDatabase,
     start_exporter: Callable[..., RunningExporter],
 ) -> None:
-    programs = monitoring_binaries()
     exporter = start_exporter(library_db.my_cnf)
     dashboards = committed_dashboards(REPO_ROOT)
     assert {d["uid"] for d in dashboards} >= {"elibrary-service", "elibrary-slos"}
     with stack(tmp_path) as running:
-        app_port = free_port()
-        env = {**os.environ, "DATABASE_URL": library_db.url, "SRE_ACCESS_LOG": "false"}
-        app = running.start(
-            "app",
-            [SRE, "app", "serve", "--port", str(app_port), "--workers", "3",
-             "--metrics-dir", str(tmp_path / "app-metrics")],
-            "/api/ready",
-            app_port,
-            env=env,
-        )  # fmt: skip
-        rules = []
-        for path, text in rule_files().items():
-            rules.append(tmp_path / Path(path).name)
-            rules[-1].write_text(text)
-        exporter_port = int(exporter.url.rsplit(":", 1)[1])
-        config = running.prometheus_config(app_port, exporter_port, free_port(), rules)
-        prom_port = free_port()
-        prometheus = running.start(
-            "prometheus",
-            [programs["prometheus"], f"--config.file={config}",
-             f"--storage.tsdb.path={tmp_path / 'prom-data'}",
-             f"--web.listen-address=127.0.0.1:{prom_port}"],
-            "/-/ready",
-            prom_port,
-        )  # fmt: skip
-        _wait_for_targets(prometheus, jobs=2)
+        app = start_app(running, tmp_path, library_db.url)
+        prometheus = start_prometheus(running, tmp_path, app, exporter.url)
+        wait_for_targets(prometheus, jobs=2)
         started = datetime.now(UTC)
         load = subprocess.run(
             [SRE, "loadtest", "run", "--profile", "smoke", "--host", app,
              "--out", str(tmp_path / "load"), "--users", "5", "--spawn-rate", "5",
              "--run-time", "15s"],
-            env=env, capture_output=True, text=True, timeout=120, check=False,
+            env={**os.environ, "DATABASE_URL": library_db.url},
+            capture_output=True, text=True, timeout=120, check=False,
         )  # fmt: skip
         assert load.returncode == 0, load.stdout + load.stderr
         time.sleep(3)  # the last scrapes and rule evaluations after the run
