@@ -26,6 +26,7 @@ from slo.windows import load_windows
 from sre.cli import all_artifacts, main
 from sre.errors import SreError
 from sre.generated import REPO_ROOT
+from sre.stack import free_port
 
 COMMITTED = dashboards.committed_dashboards(REPO_ROOT)
 BY_UID = {d["uid"]: d for d in COMMITTED}
@@ -307,3 +308,27 @@ def test_build_refuses_bad_input_with_exit_2(
     result = CliRunner().invoke(main, ["dashboards", "build", *argv])
     assert result.exit_code == 2, result.output
     assert message in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ([], "Prometheus does not answer (connection refused)"),
+        (["--from", "yesterday"], "--from: 'yesterday' is neither RFC 3339 nor Unix seconds"),
+        (["--from", "2026-01-02T00:00:00Z", "--to", "2026-01-01T00:00:00Z"], "must be before"),
+        (["--since", "ages"], "--since/--scrape-interval"),
+        (["--dashboard", "elibrary-nope"], "--dashboard: no committed dashboard elibrary-nope"),
+        (["--var", "route"], "--var: 'route' is not name=value"),
+    ],
+)
+def test_preview_refuses_bad_input_and_a_silent_prometheus_with_exit_2(
+    tmp_path: Path, args: list[str], message: str
+) -> None:
+    silent = f"http://user:secret@127.0.0.1:{free_port()}"
+    result = CliRunner().invoke(
+        main, ["dashboards", "preview", "--prometheus", silent, "--out", str(tmp_path), *args]
+    )
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert "secret" not in result.output
+    assert not (tmp_path / "index.html").exists()

@@ -15,8 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
+from dashboards import committed_dashboards
 from dashboards.push import PushError, PushResult, push_dashboards, read_token
+from sre.cli import main
+from sre.generated import REPO_ROOT
 from sre.stack import free_port
 
 TOKEN = "glsa_Sup3rS3cretT0ken_0123abcd"
@@ -573,3 +577,39 @@ def test_an_unreadable_token_file(tmp_path: Path) -> None:
     with pytest.raises(PushError) as caught:
         read_token(tmp_path)  # a directory
     assert str(caught.value).startswith(f"{tmp_path}: cannot read the token file (")
+
+
+# --------------------------------------------------------------------------- the CLI
+
+
+def test_sre_dashboards_push_uploads_the_committed_dashboards(
+    grafana: FakeGrafana, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    token_file = tmp_path / "token"
+    token_file.write_text(f"{TOKEN}\n")
+    monkeypatch.setenv("SRE_BUILD_REVISION", "v9.9.9-test")
+    result = CliRunner().invoke(
+        main, ["dashboards", "push", "--url", grafana.url, "--token-file", str(token_file)]
+    )
+    assert result.exit_code == 0, result.output
+    saved = grafana.api_calls("POST", "/api/dashboards/db")
+    committed = {d["uid"] for d in committed_dashboards(REPO_ROOT)}
+    assert {call.body["dashboard"]["uid"] for call in saved} == committed
+    assert {call.body["message"] for call in saved} == {"sre dashboards push: v9.9.9-test"}
+    assert [c.body["title"] for c in grafana.api_calls("POST", "/api/folders")] == ["eLibrary"]
+    assert result.output.count("pushed elibrary-") == len(committed)
+    assert TOKEN not in result.output
+
+
+def test_sre_dashboards_push_with_a_bad_token_exits_2_without_showing_it(
+    grafana: FakeGrafana, tmp_path: Path
+) -> None:
+    token_file = tmp_path / "token"
+    token_file.write_text("not-the-token\n")
+    result = CliRunner().invoke(
+        main, ["dashboards", "push", "--url", grafana.url, "--token-file", str(token_file)]
+    )
+    assert result.exit_code == 2
+    assert "Grafana rejects the token (HTTP 401)" in result.output
+    assert "not-the-token" not in result.output
+    assert grafana.api_calls("POST", "/api/dashboards/db") == []
