@@ -322,6 +322,17 @@ def _business() -> RuleGroup:
                 _BUSINESS_DASHBOARD,
             ),
             Alert(
+                "ElibraryBackupStale",
+                "time() - max by (job) "
+                f"(elibrary_backup_last_success_timestamp_seconds{db}) > 26 * 3600",
+                "15m",
+                "warning",
+                "The last database backup finished {{ $value | humanizeDuration }} ago",
+                "No backup has succeeded for more than 26 hours (the backup CronJob runs daily "
+                "at 02:00 UTC): a restore now would lose more than a day of loans.",
+                _MYSQL_DASHBOARD,
+            ),
+            Alert(
                 "ElibraryNoLoansDuringOpeningHours",
                 f"(sum(increase(elibrary_loans_created_total{app}[1h])) or vector(0)) == 0"
                 " and on () (hour() >= 9 and hour() < 18)"

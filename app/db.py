@@ -568,6 +568,28 @@ _MIGRATIONS: tuple[_Migration, ...] = (
             " DROP INDEX ix_books_available",
         ),
     ),
+    _Migration(
+        3,
+        "backup runs (the backup job records each success; the exporter reports the last)",
+        sqlite=(
+            """CREATE TABLE IF NOT EXISTS backup_runs (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                finished_at TEXT NOT NULL,
+                bytes INTEGER NOT NULL CHECK (bytes >= 0),
+                path TEXT NOT NULL)""",
+            "CREATE INDEX IF NOT EXISTS ix_backup_runs_finished ON backup_runs (finished_at)",
+        ),
+        mysql=(
+            """CREATE TABLE IF NOT EXISTS backup_runs (
+                id BIGINT AUTO_INCREMENT PRIMARY KEY,
+                finished_at DATETIME NOT NULL,
+                bytes BIGINT NOT NULL,
+                path VARCHAR(500) NOT NULL,
+                KEY ix_backup_runs_finished (finished_at),
+                CONSTRAINT ck_backup_runs_bytes CHECK (bytes >= 0))"""
+            + _MYSQL_TABLE,
+        ),
+    ),
 )
 
 LATEST_VERSION = _MIGRATIONS[-1].version

@@ -249,6 +249,33 @@ def build(inputs: Inputs) -> dict[str, Any]:
             ),
         ],
     )
+    backup_age = f"time() - max(elibrary_backup_last_success_timestamp_seconds{DB})"
+    backups = Row(
+        "Backups",
+        [
+            stat(
+                "Last backup",
+                "Time since the last successful backup (the daily CronJob records each "
+                "one); the ElibraryBackupStale alert warns above 26 hours. Decades mean none "
+                "has ever succeeded.",
+                [target(backup_age, "age")],
+                unit="dtdurations",
+                thresholds=steps(GREEN, (25 * 3600, ORANGE), (26 * 3600, RED)),
+                graph=False,
+                width=6,
+            ),
+            timeseries(
+                "Backup age",
+                "Time since the last successful backup, over time: a saw tooth resetting "
+                "once a day; a line climbing past the red threshold is a missed backup.",
+                [target(backup_age, "age")],
+                unit="s",
+                thresholds=steps(GREEN, (26 * 3600, RED)),
+                threshold_style="dashed",
+                width=18,
+            ),
+        ],
+    )
     exporter = Row(
         "Exporter",
         [
@@ -298,7 +325,7 @@ def build(inputs: Inputs) -> dict[str, Any]:
         "eLibrary MySQL",
         "The eLibrary database: availability, load, connections, InnoDB, replication and "
         "the exporter's own health.",
-        [overview, connections, queries, innodb, exporter],
+        [overview, connections, queries, innodb, backups, exporter],
         variables=[
             query_variable("job", "Job", "mysql_up"),
             query_variable("instance", "Instance", "mysql_up", after=["job"]),

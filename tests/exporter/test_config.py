@@ -60,6 +60,7 @@ def test_the_shipped_queries_load() -> None:
         "elibrary_loans_active",
         "elibrary_loans_created_last_hour",
         "elibrary_book_titles",
+        "elibrary_backup_last_success_timestamp_seconds",
     } == names
     assert all(s.name.startswith("elibrary_") for s in specs)
 
