@@ -343,11 +343,15 @@ def alerts_build(check: bool) -> None:
 
 def all_artifacts() -> dict[str, str]:
     """Every committed generated file of every component: path from the root → content."""
+    from alerts import TEMPLATES_DIR
     from alerts import build_artifacts as alert_artifacts
     from slo import build_artifacts as slo_artifacts
+    from sre.k8s import k8s_copies
 
     slo_files = slo_artifacts()
-    return {**alert_artifacts(), **slo_files, **_dashboard_artifacts(slo_files)}
+    artifacts = {**alert_artifacts(), **slo_files, **_dashboard_artifacts(slo_files)}
+    template = (TEMPLATES_DIR / "elibrary.tmpl").read_text(encoding="utf-8")
+    return {**artifacts, **k8s_copies(artifacts, template)}
 
 
 def _dashboard_artifacts(slo_files: dict[str, str] | None = None) -> dict[str, str]:

@@ -425,10 +425,13 @@ def _reads_in_dashboard(path: str, dashboard: Any) -> Reads:
 def reads_in_artifact(path: str, text: str) -> Reads:
     """What a generated file reads: a rule file, a PrometheusRule or a dashboard JSON.
 
-    Files of other kinds (an Alertmanager configuration, provisioning) read no series.
+    Files of other kinds (an Alertmanager configuration and its template, provisioning)
+    read no series.
     """
     if path.endswith(".json"):
         return _reads_in_dashboard(path, json.loads(text))
+    if not path.endswith((".yaml", ".yml")):
+        return Reads()  # a notification template
     groups = _rule_groups(yaml.safe_load(text))
     return _reads_in_rules(path, groups) if groups is not None else Reads()
 

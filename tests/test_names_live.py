@@ -52,11 +52,12 @@ def everything_read() -> Reads:
 
 
 def rule_files() -> dict[str, str]:
-    """The generated Prometheus rule files (not the manifests that repeat them)."""
+    """The generated Prometheus rule files (not the manifests or the k8s/ copies that
+    repeat them)."""
     return {
         path: text
         for path, text in all_artifacts().items()
-        if path.endswith((".rules.yaml", ".rules.yml"))
+        if path.endswith((".rules.yaml", ".rules.yml")) and not path.startswith("k8s/")
     }
 
 
