@@ -24,7 +24,7 @@ _ROOT = Path(__file__).resolve().parent.parent
 #: committed files this component generates, relative to the repository root
 ARTIFACTS = (
     "alerts/generated/elibrary.rules.yaml",
-    "k8s/base/prometheusrule-alerts.yaml",
+    "k8s/components/prometheus-operator/prometheusrule-alerts.yaml",
     "alerts/generated/alertmanager.yml",
 )
 #: the Slack message templates alertmanager.yml names (hand-written, not generated)

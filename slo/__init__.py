@@ -31,7 +31,7 @@ __all__ = [
 ]
 
 #: the PrometheusRule holding every project SLO's rules, for k8s/
-K8S_ARTIFACT = "k8s/base/prometheusrule-slos.yaml"
+K8S_ARTIFACT = "k8s/components/prometheus-operator/prometheusrule-slos.yaml"
 _GENERATED_DIR = "slo/generated"
 # Sloth's sloth_mode label per input format
 _MODES = {
