@@ -1,0 +1,1 @@
+"""Tests of the container image: the Dockerfile as written, and the image built and run."""
