@@ -47,6 +47,17 @@ def _file_type_and_pid(path: str) -> tuple[str, str]:
     return parts[0], parts[-1]
 
 
+def _has_header(path: str) -> bool:
+    """Whether the file holds at least prometheus-client's 8-byte header. A worker's file
+    exists empty for an instant between its open() and its truncate() to full size, and
+    reading one then fails with struct.error (a worker's first scrape, or the master folding
+    a worker that died while booting, crashed on it); an empty file holds no samples."""
+    try:
+        return os.path.getsize(path) >= 8
+    except FileNotFoundError:
+        return True  # folded meanwhile: the read fails and collect() starts over
+
+
 def _read_manifest(directory: Path) -> dict[str, Any]:
     try:
         with open(directory / _ARCHIVE / _MANIFEST, encoding="utf-8") as handle:
@@ -66,7 +77,7 @@ class CompactingCollector(Collector):
             registry.register(self)
 
     def _files(self) -> list[str]:
-        worker_files = glob.glob(str(self._path / "*.db"))
+        worker_files = [f for f in glob.glob(str(self._path / "*.db")) if _has_header(f)]
         manifest = _read_manifest(self._path)  # after the glob: see the module docstring
         absorbed = set(manifest["absorbed_pids"])
         files = [
@@ -124,7 +135,7 @@ def fold_dead_worker(path: str, pid: int) -> int:
     dead = [
         f
         for f in glob.glob(str(directory / f"*_{pid}.db"))
-        if _file_type_and_pid(f)[0] in _CUMULATIVE
+        if _file_type_and_pid(f)[0] in _CUMULATIVE and _has_header(f)
     ]
     if not dead:
         return 0

@@ -127,3 +127,17 @@ def test_preparing_the_directory_wipes_only_metric_files(tmp_path: Path) -> None
     (directory / "notes.txt").write_text("keep me")
     prepare_directory(str(directory))
     assert [p.name for p in directory.iterdir()] == ["notes.txt"]
+
+
+def test_a_worker_file_caught_before_its_first_write_is_no_crash(
+    metrics_dir: Path, run_worker: Callable
+) -> None:
+    # prometheus-client opens a worker's file, then truncates it to its full size: for an
+    # instant it is empty, and reading it raised struct.error (a scrape, or the master
+    # folding a worker that died while booting, took the server down in CI).
+    run_worker(pid=1, requests=3)
+    (metrics_dir / "counter_2.db").touch()
+    (metrics_dir / "histogram_2.db").touch()
+    assert scrape(metrics_dir)["demo_requests_total{route=/a}"] == 3
+    assert fold_dead_worker(str(metrics_dir), 2) == 0
+    assert scrape(metrics_dir)["demo_requests_total{route=/a}"] == 3
