@@ -31,6 +31,9 @@ IN_CI = os.environ.get("CI", "").lower() == "true"
 MYSQL_HOST = os.environ.get("SRE_TEST_MYSQL_HOST", "127.0.0.1")
 MYSQL_PORT = int(os.environ.get("SRE_TEST_MYSQL_PORT", "3306"))
 MYSQL_USER = os.environ.get("SRE_TEST_MYSQL_USER", "root")
+#: the host part of the users tests create on that server: where it sees the tests connect
+#: from (a container's port mapping shows the Docker gateway instead: CI sets '%')
+MYSQL_CLIENT_HOST = os.environ.get("SRE_TEST_MYSQL_CLIENT_HOST", "127.0.0.1")
 REPO = Path(__file__).resolve().parent.parent
 SRE = str(Path(sys.executable).parent / "sre")
 
@@ -206,6 +209,25 @@ def require_tool(name: str, package: str) -> str:
             pytest.fail(f"{name} is required in CI (Debian package {package})")
         pytest.skip(f"{name} is not installed")
     return found
+
+
+def lint_tool(name: str, package: str) -> str:
+    """A check program installed from a wheel: ``$SRE_<NAME>`` if set, else the one in this
+    venv (or in scripts/setup's ``.venv-checkov`` for checkov), else PATH's; skipped without
+    it, failed in CI."""
+    override = os.environ.get("SRE_" + name.upper().replace("-", "_"))
+    candidates = [
+        override,
+        Path(sys.executable).parent / name,
+        REPO / ".venv-checkov" / "bin" / name,
+        shutil.which(name),
+    ]
+    for candidate in candidates:
+        if candidate and os.access(candidate, os.X_OK):
+            return str(candidate)
+    if IN_CI:
+        pytest.fail(f"{name} is required in CI (pip package {package}; ./scripts/setup)")
+    pytest.skip(f"{name} is not installed (pip package {package}; ./scripts/setup)")
 
 
 @dataclass(frozen=True)

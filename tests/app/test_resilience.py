@@ -148,14 +148,15 @@ def test_pooled_connections_share_one_tls_context(mysql_url: str) -> None:
 
 def test_the_mysql_password_can_come_from_a_file(mysql_url: str, tmp_path: Path) -> None:
     """SRE_DATABASE_PASSWORD_FILE: the URL names user and database, the file the password."""
-    from tests.conftest import mysql_admin
+    from tests.conftest import MYSQL_CLIENT_HOST, mysql_admin
 
     database = mysql_url.rsplit("/", 1)[1]
     user, password = f"app_{database[-8:]}", "pw-from-a-file-" + database[-8:]
     admin = mysql_admin()
     with admin.cursor() as cursor:
-        cursor.execute(f"CREATE USER '{user}'@'127.0.0.1' IDENTIFIED BY %s", (password,))
-        cursor.execute(f"GRANT ALL ON `{database}`.* TO '{user}'@'127.0.0.1'")
+        account = f"'{user}'@'{MYSQL_CLIENT_HOST}'"
+        cursor.execute(f"CREATE USER {account} IDENTIFIED BY %s", (password,))
+        cursor.execute(f"GRANT ALL ON `{database}`.* TO {account}")
     try:
         url = mysql_url.replace("root@", f"{user}@")
         secret = tmp_path / "db-password"
@@ -175,7 +176,7 @@ def test_the_mysql_password_can_come_from_a_file(mysql_url: str, tmp_path: Path)
         assert "not-the-password" not in refused.get_data(as_text=True)
     finally:
         with admin.cursor() as cursor:
-            cursor.execute(f"DROP USER IF EXISTS '{user}'@'127.0.0.1'")
+            cursor.execute(f"DROP USER IF EXISTS '{user}'@'{MYSQL_CLIENT_HOST}'")
         admin.close()
 
 

@@ -21,6 +21,7 @@ import requests
 from exporter import Exporter
 from exporter.server import make_http_server
 from tests.conftest import (
+    MYSQL_CLIENT_HOST,
     MYSQL_HOST,
     MYSQL_PORT,
     SRE,
@@ -93,7 +94,7 @@ def library_db(mysql_url: str, tmp_path: Path) -> Iterator[LibraryDatabase]:
     user = f"exp_{secrets.token_hex(4)}"
     password = PASSWORD_MARK + secrets.token_hex(6)
     admin = mysql_admin()
-    grant_exporter(admin, user, password, name)
+    grant_exporter(admin, user, password, name, host=MYSQL_CLIENT_HOST)
     my_cnf = tmp_path / "exporter.my.cnf"
     my_cnf.write_text(
         f"[client]\nuser={user}\npassword={password}\nhost={MYSQL_HOST}\n"
@@ -104,7 +105,7 @@ def library_db(mysql_url: str, tmp_path: Path) -> Iterator[LibraryDatabase]:
         yield LibraryDatabase(mysql_url, name, user, password, my_cnf)
     finally:
         with admin.cursor() as cursor:
-            cursor.execute(f"DROP USER IF EXISTS '{user}'@'127.0.0.1'")
+            cursor.execute(f"DROP USER IF EXISTS '{user}'@'{MYSQL_CLIENT_HOST}'")
         admin.close()
 
 

@@ -14,7 +14,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -50,20 +49,6 @@ def program(name: str) -> str | None:
         if os.access(candidate, os.X_OK):
             return str(candidate)
     return None
-
-
-def tool(name: str, package: str, env_var: str) -> str:
-    """A lint tool from pip: ``env_var`` if set, else beside the interpreter, else on PATH."""
-    if os.environ.get(env_var):
-        return os.environ[env_var]
-    beside = Path(sys.executable).parent / name
-    if os.access(beside, os.X_OK):
-        return str(beside)
-    found = shutil.which(name)
-    if found is None:
-        unavailable(f"{name} is not installed (pip package {package}, or set {env_var})")
-        raise AssertionError("unreachable")
-    return found
 
 
 def ensure_programs(names: list[str]) -> dict[str, str]:

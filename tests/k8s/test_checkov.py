@@ -7,30 +7,19 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 
-from tests.conftest import IN_CI, REPO
+from tests.conftest import REPO, lint_tool
 
 SKIPS = REPO / ".checkov" / "kubernetes.yaml"
 
 
 def checkov() -> str:
-    """$CHECKOV, else scripts/setup's .venv-checkov, else PATH's."""
-    for candidate in (os.environ.get("CHECKOV"), REPO / ".venv-checkov" / "bin" / "checkov"):
-        if candidate and os.access(candidate, os.X_OK):
-            return str(candidate)
-    found = shutil.which("checkov")
-    if found is None:
-        if IN_CI:
-            pytest.fail("checkov is required in CI (scripts/setup installs .venv-checkov)")
-        pytest.skip("checkov is not installed (scripts/setup installs .venv-checkov)")
-    return found
+    return lint_tool("checkov", "checkov")
 
 
 def start_checkov(folder: Path, *extra: str) -> subprocess.Popen[str]:
