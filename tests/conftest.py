@@ -7,7 +7,9 @@ under ``CI=true`` where a missing dependency is a failure.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -18,9 +20,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pymysql
 import pytest
+import yaml
 
 # Process helpers live with the reusable stack harness (sre/stack.py); tests use the same.
 from sre.stack import binary, free_port
@@ -228,6 +232,47 @@ def lint_tool(name: str, package: str) -> str:
     if IN_CI:
         pytest.fail(f"{name} is required in CI (pip package {package}; ./scripts/setup)")
     pytest.skip(f"{name} is not installed (pip package {package}; ./scripts/setup)")
+
+
+def checkov_report(target: list[str], *extra: str) -> dict[str, Any]:
+    """checkov's JSON report on ``target`` (``--framework F -f FILE`` or ``-d DIR``), run
+    from the repository without reaching Prisma Cloud."""
+    done = subprocess.run(
+        [lint_tool("checkov", "checkov"), *target, "--skip-download", "-o", "json", *extra],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=REPO,
+        env={**os.environ, "BC_SKIP_MAPPING": "TRUE"},
+    )
+    assert done.returncode in (0, 1), done.stdout[-2000:] + done.stderr[-2000:]
+    report = json.loads(done.stdout)
+    assert isinstance(report, dict), "one framework gives one report"
+    return report
+
+
+def assert_checkov_clean(target: list[str], skips_file: Path, id_pattern: str) -> None:
+    """Nothing fails but the checks ``skips_file`` lists, each with a reason (``- id: …,
+    reason: …``) and each still failing without its skip (else the skip is stale)."""
+    skips = yaml.safe_load(skips_file.read_text(encoding="utf-8")) or []
+    assert isinstance(skips, list)
+    for skip in skips:
+        assert set(skip) == {"id", "reason"}, skip
+        assert re.fullmatch(id_pattern, skip["id"]), skip
+        assert len(str(skip["reason"]).split()) >= 5, f"{skip['id']}: say why"
+    ids = [skip["id"] for skip in skips]
+    assert len(ids) == len(set(ids))
+    report = checkov_report(target, *(["--skip-check", ",".join(ids)] if ids else []))
+    failed = [
+        f"{c['check_id']} {c['file_path']}:{c['file_line_range']} {c['check_name']}"
+        for c in report["results"].get("failed_checks", [])
+    ]
+    assert failed == []
+    assert report["summary"]["parsing_errors"] == 0
+    assert report["summary"]["passed"] > 0
+    if ids:
+        failing = {c["check_id"] for c in checkov_report(target)["results"]["failed_checks"]}
+        assert set(ids) <= failing, f"stale skips: {sorted(set(ids) - failing)}"
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,6 @@ timeouts, concurrency), with checkov's github_actions checks clean."""
 
 from __future__ import annotations
 
-import json
-import os
 import re
 import shlex
 import subprocess
@@ -14,11 +12,10 @@ from typing import Any
 
 import click
 import pytest
-import yaml
 
 from sre.cli import main
 from tests.ci.conftest import WORKFLOWS, load_workflow
-from tests.conftest import REPO, lint_tool
+from tests.conftest import REPO, assert_checkov_clean, lint_tool
 
 CHECKOV_SKIPS = REPO / ".checkov" / "github_actions.yaml"
 
@@ -104,46 +101,9 @@ def test_actionlint_really_runs_shellcheck_on_run_steps(tmp_path: Path) -> None:
     assert "potentially untrusted" in done.stdout  # actionlint's own injection check
 
 
-def _checkov(*extra: str) -> dict[str, Any]:
-    # its own venv (scripts/setup): checkov's pins clash with the project's
-    checkov = lint_tool("checkov", "checkov")
-    args = ["--framework", "github_actions", "-d", ".github", "--skip-download", "-o", "json"]
-    done = subprocess.run(
-        [checkov, *args, *extra],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=REPO,
-        env={**os.environ, "BC_SKIP_MAPPING": "TRUE"},
-    )
-    assert done.returncode in (0, 1), done.stdout + done.stderr
-    report = json.loads(done.stdout)
-    assert isinstance(report, dict), "one framework gives one report"
-    return report
-
-
 def test_checkov_skips_are_explained_and_still_needed_and_nothing_else_fails() -> None:
-    skips = yaml.safe_load(CHECKOV_SKIPS.read_text(encoding="utf-8")) or []
-    assert isinstance(skips, list)
-    for skip in skips:
-        assert set(skip) == {"id", "reason"}, skip
-        assert re.fullmatch(r"CKV2?_GHA_\d+", skip["id"]), skip
-        assert len(str(skip["reason"]).split()) >= 5, f"{skip['id']}: say why"
-    ids = [skip["id"] for skip in skips]
-    assert len(ids) == len(set(ids))
-
-    report = _checkov(*(["--skip-check", ",".join(ids)] if ids else []))
-    failed = [
-        f"{c['check_id']} {c['file_path']}:{c['file_line_range']} {c['check_name']}"
-        for c in report["results"].get("failed_checks", [])
-    ]
-    assert failed == []
-    assert report["summary"]["parsing_errors"] == 0
-    assert report["summary"]["passed"] > 0
-    if ids:
-        without = _checkov()
-        failing = {c["check_id"] for c in without["results"].get("failed_checks", [])}
-        assert set(ids) <= failing, f"stale skips: {sorted(set(ids) - failing)}"
+    target = ["--framework", "github_actions", "-d", ".github"]
+    assert_checkov_clean(target, CHECKOV_SKIPS, r"CKV2?_GHA_\d+")
 
 
 # --- hardening, a table per rule ------------------------------------------------------------

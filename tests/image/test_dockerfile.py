@@ -7,15 +7,12 @@ its test skips, except under ``CI=true`` where it fails.
 
 from __future__ import annotations
 
-import json
-import os
 import re
 import subprocess
-from typing import Any
 
 import yaml
 
-from tests.conftest import REPO, lint_tool
+from tests.conftest import REPO, assert_checkov_clean, lint_tool
 from tests.image.conftest import PYPROJECT, project_packages
 
 DOCKERFILE = REPO / "Dockerfile"
@@ -49,45 +46,9 @@ def test_hadolint_finds_nothing_and_every_ignore_says_why() -> None:
         assert not (yaml.safe_load(hadolint_config.read_text()) or {}).get("ignored")
 
 
-def _checkov(*extra: str) -> dict[str, Any]:
-    checkov = lint_tool("checkov", "checkov")
-    args = ["--framework", "dockerfile", "-f", "Dockerfile", "--skip-download", "-o", "json"]
-    done = subprocess.run(
-        [checkov, *args, *extra],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=REPO,
-        env={**os.environ, "BC_SKIP_MAPPING": "TRUE"},
-    )
-    assert done.returncode in (0, 1), done.stdout + done.stderr
-    report = json.loads(done.stdout)
-    assert isinstance(report, dict), "one framework gives one report"
-    return report
-
-
 def test_checkov_skips_are_explained_and_still_needed_and_nothing_else_fails() -> None:
-    skips = yaml.safe_load(CHECKOV_SKIPS.read_text(encoding="utf-8")) or []
-    assert isinstance(skips, list)
-    for skip in skips:
-        assert set(skip) == {"id", "reason"}, skip
-        assert re.fullmatch(r"CKV2?_DOCKER_\d+", skip["id"]), skip
-        assert len(str(skip["reason"]).split()) >= 5, f"{skip['id']}: say why"
-    ids = [skip["id"] for skip in skips]
-    assert len(ids) == len(set(ids))
-
-    report = _checkov(*(["--skip-check", ",".join(ids)] if ids else []))
-    failed = [
-        f"{c['check_id']} Dockerfile:{c['file_line_range']} {c['check_name']}"
-        for c in report["results"].get("failed_checks", [])
-    ]
-    assert failed == []
-    assert report["summary"]["parsing_errors"] == 0
-    assert report["summary"]["passed"] > 0
-    if ids:
-        without = _checkov()
-        failing = {c["check_id"] for c in without["results"].get("failed_checks", [])}
-        assert set(ids) <= failing, f"stale skips: {sorted(set(ids) - failing)}"
+    target = ["--framework", "dockerfile", "-f", "Dockerfile"]
+    assert_checkov_clean(target, CHECKOV_SKIPS, r"CKV2?_DOCKER_\d+")
 
 
 def test_the_default_base_image_is_pinned_to_a_patch_release() -> None:
