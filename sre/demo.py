@@ -33,7 +33,6 @@ from typing import Any
 import pymysql
 
 from alerts import ARTIFACTS as ALERT_ARTIFACTS
-from alerts import TEMPLATES_DIR, AlertmanagerSettings, render_alertmanager
 from sre.errors import SreError
 from sre.generated import REPO_ROOT
 from sre.stack import (
@@ -44,6 +43,7 @@ from sre.stack import (
     free_port,
     scale_durations,
     stack,
+    start_alertmanager,
 )
 
 __all__ = ["FAULTS", "SPEEDUP", "DemoOptions", "run_demo"]
@@ -284,40 +284,12 @@ def _start_monitoring(
         )
         return None
     workdir = running.workdir
-    secrets_dir = workdir / "secrets"
-    secrets_dir.mkdir(exist_ok=True)
-    for name, channel in (
-        ("slack-incidents-url", "incidents"),
-        ("slack-alerts-url", "alerts"),
-        ("slack-info-url", "info"),
-    ):
-        (secrets_dir / name).write_text(slack.url(channel))
-    (secrets_dir / "pagerduty-routing-key").write_text(secrets.token_hex(16) + "\n")
-    settings = AlertmanagerSettings(
-        secrets_dir=str(secrets_dir),
-        templates_dir=str(TEMPLATES_DIR),
-        pagerduty_url=pagerduty.url,
-        group_wait="1s",
-        page_group_wait="1s",
-        group_interval="5s",
-        repeat_interval="1h",
-        page_repeat_interval="1h",
-    )
-    am_config = workdir / "alertmanager.yml"
-    am_config.write_text(render_alertmanager(settings))
-    am_port = free_port()
-    running.start(
-        "alertmanager",
-        [
-            str(binaries["prometheus-alertmanager"]),
-            f"--config.file={am_config}",
-            f"--storage.path={workdir / 'alertmanager-data'}",
-            f"--web.listen-address=127.0.0.1:{am_port}",
-            "--cluster.listen-address=",
-            f"--web.external-url=http://127.0.0.1:{am_port}",
-        ],
-        "/-/ready",
-        am_port,
+    am_port = start_alertmanager(
+        running,
+        str(binaries["prometheus-alertmanager"]),
+        slack,
+        pagerduty,
+        secrets.token_hex(16),
     )
     rule_files = []
     for source in (ALERT_ARTIFACTS[0], _SLO_RULES):

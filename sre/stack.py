@@ -27,6 +27,7 @@ from typing import Any
 
 import yaml
 
+from alerts import TEMPLATES_DIR, AlertmanagerSettings, render_alertmanager
 from sre.conventions import APP_JOB, EXPORTER_JOB
 
 __all__ = [
@@ -36,6 +37,7 @@ __all__ = [
     "free_port",
     "pagerduty_event_errors",
     "scale_durations",
+    "start_alertmanager",
     "stop_process",
     "wait_http",
 ]
@@ -306,6 +308,55 @@ class Stack:
         path = self.workdir / "prometheus.yml"
         path.write_text(yaml.safe_dump(config, sort_keys=False))
         return path
+
+
+def start_alertmanager(
+    running: Stack,
+    program: str,
+    slack: SlackReceiver,
+    pagerduty: PagerDutyReceiver,
+    routing_key: str,
+    group_interval: str = "5s",
+) -> int:
+    """Alertmanager 0.25 with the generated routing, its secret files pointing at the local
+    Slack and PagerDuty receivers, waiting seconds instead of minutes; its port."""
+    workdir = running.workdir
+    secrets_dir = workdir / "secrets"
+    secrets_dir.mkdir(exist_ok=True)
+    for name, channel in (
+        ("slack-incidents-url", "incidents"),
+        ("slack-alerts-url", "alerts"),
+        ("slack-info-url", "info"),
+    ):
+        (secrets_dir / name).write_text(slack.url(channel))
+    (secrets_dir / "pagerduty-routing-key").write_text(routing_key + "\n")
+    settings = AlertmanagerSettings(
+        secrets_dir=str(secrets_dir),
+        templates_dir=str(TEMPLATES_DIR),
+        pagerduty_url=pagerduty.url,
+        group_wait="1s",
+        page_group_wait="1s",
+        group_interval=group_interval,
+        repeat_interval="1h",
+        page_repeat_interval="1h",
+    )
+    config = workdir / "alertmanager.yml"
+    config.write_text(render_alertmanager(settings))
+    port = free_port()
+    running.start(
+        "alertmanager",
+        [
+            program,
+            f"--config.file={config}",
+            f"--storage.path={workdir / 'alertmanager-data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--cluster.listen-address=",
+            f"--web.external-url=http://127.0.0.1:{port}",
+        ],
+        "/-/ready",
+        port,
+    )
+    return port
 
 
 @contextmanager

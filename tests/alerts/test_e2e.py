@@ -32,6 +32,7 @@ from sre.stack import (
     free_port,
     scale_durations,
     stack,
+    start_alertmanager,
 )
 from tests.conftest import OwnMariaDB, limited_cgroup, monitoring_binaries
 from tests.exporter.conftest import LibraryDatabase, exporter_on
@@ -117,40 +118,8 @@ def monitoring(
                     "/healthz",
                     exporter_port,
                 )
-            secrets = tmp_path / "secrets"
-            secrets.mkdir()
-            for name, channel in (
-                ("slack-incidents-url", "incidents"),
-                ("slack-alerts-url", "alerts"),
-                ("slack-info-url", "info"),
-            ):
-                (secrets / name).write_text(slack.url(channel))
-            (secrets / "pagerduty-routing-key").write_text(ROUTING_KEY + "\n")
-            am_port = free_port()
-            settings = AlertmanagerSettings(
-                secrets_dir=str(secrets),
-                templates_dir=str(TEMPLATES_DIR),
-                pagerduty_url=pagerduty.url,
-                group_wait="1s",
-                page_group_wait="1s",
-                group_interval="2s",
-                repeat_interval="1h",
-                page_repeat_interval="1h",
-            )
-            am_config = tmp_path / "alertmanager.yml"
-            am_config.write_text(render_alertmanager(settings))
-            running.start(
-                "alertmanager",
-                [
-                    binaries["alertmanager"],
-                    f"--config.file={am_config}",
-                    f"--storage.path={tmp_path / 'am-data'}",
-                    f"--web.listen-address=127.0.0.1:{am_port}",
-                    "--cluster.listen-address=",
-                    f"--web.external-url=http://127.0.0.1:{am_port}",
-                ],
-                "/-/ready",
-                am_port,
+            am_port = start_alertmanager(
+                running, binaries["alertmanager"], slack, pagerduty, ROUTING_KEY, "2s"
             )
             rules = tmp_path / "rules.yaml"
             rules.write_text(scale_durations((REPO_ROOT / ARTIFACTS[0]).read_text(), SPEEDUP))
