@@ -370,6 +370,13 @@ def slo_group() -> None:
     """SLOs as code: Sloth-compatible specs to recording rules, burn-rate alerts, reports."""
 
 
+_PROMETHEUS_URL = click.option(
+    "--prometheus",
+    default="http://127.0.0.1:9090",
+    show_default=True,
+    envvar="SRE_PROMETHEUS_URL",
+    help="Prometheus base URL (env SRE_PROMETHEUS_URL).",
+)
 _SPEC_PATHS = click.argument("paths", nargs=-1, type=click.Path(path_type=Path, exists=False))
 
 
@@ -590,13 +597,7 @@ def _moment(value: str | None, option: str) -> Any:
 
 @slo_group.command("report")
 @_SPEC_PATHS
-@click.option(
-    "--prometheus",
-    default="http://127.0.0.1:9090",
-    show_default=True,
-    envvar="SRE_PROMETHEUS_URL",
-    help="Prometheus base URL (env SRE_PROMETHEUS_URL).",
-)
+@_PROMETHEUS_URL
 @click.option("--since", default="24h", show_default=True, help="Range length ending at --end.")
 @click.option(
     "--start", default=None, help="Range start (RFC 3339 or Unix seconds); wins over --since."
@@ -890,13 +891,7 @@ def dashboards_build(paths: tuple[Path, ...], output: str | None, check: bool) -
 
 
 @dashboards_group.command("preview")
-@click.option(
-    "--prometheus",
-    default="http://127.0.0.1:9090",
-    show_default=True,
-    envvar="SRE_PROMETHEUS_URL",
-    help="Prometheus base URL (env SRE_PROMETHEUS_URL).",
-)
+@_PROMETHEUS_URL
 @click.option(
     "--out",
     type=click.Path(path_type=Path, file_okay=False),
