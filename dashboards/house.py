@@ -37,6 +37,7 @@ __all__ = [
     "stat",
     "state_timeline",
     "steps",
+    "sum_rate",
     "table",
     "target",
     "timeseries",
@@ -92,6 +93,12 @@ def selector(*matchers: str, route: bool = False) -> str:
         parts.append('route=~"$route"')
     parts.extend(matchers)
     return "{" + ", ".join(parts) + "}"
+
+
+def sum_rate(series: str, by: str = "") -> str:
+    """``sum [by (labels)] (rate(series[$__rate_interval]))``: a counter as a per-second rate."""
+    grouping = f" by ({by}) " if by else ""
+    return f"sum{grouping}(rate({series}[$__rate_interval]))"
 
 
 def target(

@@ -17,6 +17,7 @@ from dashboards.house import (
     selector,
     stat,
     steps,
+    sum_rate,
     target,
     timeseries,
     value_mapping,
@@ -28,8 +29,7 @@ DATA_PAGES = selector('state="data"')
 
 
 def _rate(metric: str, by: str = "", *matchers: str) -> str:
-    grouping = f" by ({by}) " if by else ""
-    return f"sum{grouping}(rate({metric}{selector(*matchers)}[$__rate_interval]))"
+    return sum_rate(f"{metric}{selector(*matchers)}", by)
 
 
 def build(inputs: Inputs) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from dashboards.house import (
     selector,
     stat,
     steps,
+    sum_rate,
     table,
     target,
     timeseries,
@@ -35,6 +36,7 @@ REQUESTS = f"http_requests_total{selector(route=True)}"
 FAILED = "http_requests_total" + selector('status=~"5.."', route=True)
 BUCKETS = f"http_request_duration_seconds_bucket{selector(route=True)}"
 APP = selector()
+ROUTE = "method, route"
 
 
 def _error_budget(inputs: Inputs) -> float:
@@ -50,14 +52,9 @@ def _quantile(q: float, by: str = "") -> str:
     return f"histogram_quantile({q}, sum by ({grouping}) (rate({BUCKETS}[$__rate_interval])))"
 
 
-def _rate(series: str, by: str = "") -> str:
-    grouping = f" by ({by}) " if by else ""
-    return f"sum{grouping}(rate({series}[$__rate_interval]))"
-
-
 def build(inputs: Inputs) -> dict[str, Any]:
     budget = _error_budget(inputs)
-    error_ratio = f"({_rate(FAILED)} or vector(0)) / {_rate(REQUESTS)}"
+    error_ratio = f"({sum_rate(FAILED)} or vector(0)) / {sum_rate(REQUESTS)}"
     latency_steps = steps(GREEN, (LATENCY_THRESHOLD_S, RED))
     error_steps = steps(GREEN, (budget, RED))
     overview = Row(
@@ -66,7 +63,7 @@ def build(inputs: Inputs) -> dict[str, Any]:
             stat(
                 "Requests per second",
                 "Requests the app answered per second, every route and status.",
-                [target(_rate(REQUESTS))],
+                [target(sum_rate(REQUESTS))],
                 unit="reqps",
                 thresholds=steps(GREEN),
                 color_mode="value",
@@ -106,7 +103,7 @@ def build(inputs: Inputs) -> dict[str, Any]:
                 "Request rate by route",
                 "Requests per second per route template (the route label is the Flask "
                 "rule, never a raw path).",
-                [target(_rate(REQUESTS, "route"), "{{route}}")],
+                [target(sum_rate(REQUESTS, "route"), "{{route}}")],
                 unit="reqps",
             ),
             timeseries(
@@ -121,7 +118,7 @@ def build(inputs: Inputs) -> dict[str, Any]:
             timeseries(
                 "Responses by status",
                 "Responses per second by HTTP status code.",
-                [target(_rate(REQUESTS, "status"), "{{status}}")],
+                [target(sum_rate(REQUESTS, "status"), "{{status}}")],
                 unit="reqps",
                 stack=True,
             ),
@@ -219,10 +216,10 @@ def build(inputs: Inputs) -> dict[str, Any]:
                 "Routes",
                 "Each route now: request rate, 5xx ratio and p95 latency (sort by any column).",
                 [
-                    target(_rate(REQUESTS, "method, route"), instant=True, fmt="table"),
+                    target(sum_rate(REQUESTS, "method, route"), instant=True, fmt="table"),
                     target(
-                        f"({_rate(FAILED, 'method, route')} or {_rate(REQUESTS, 'method, route')}"
-                        f" * 0) / {_rate(REQUESTS, 'method, route')}",
+                        f"({sum_rate(FAILED, ROUTE)} or {sum_rate(REQUESTS, ROUTE)}"
+                        f" * 0) / {sum_rate(REQUESTS, ROUTE)}",
                         instant=True,
                         fmt="table",
                     ),
